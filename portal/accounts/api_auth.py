@@ -1,0 +1,80 @@
+"""Bearer API keys for Django REST Framework, and permissions by key scope."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.contrib.auth.models import AnonymousUser, User
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from portal.accounts.models import Actor, ApiKey, Scope
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request: Request) -> tuple[User | AnonymousUser, ApiKey] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header; send 'Authorization: Bearer <key>'."
+            )
+        try:
+            key = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("The API key contains invalid characters.") from None
+        api_key = ApiKey.authenticate(key)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        api_key.touch()
+        user = api_key.created_by if api_key.created_by is not None else AnonymousUser()
+        return user, api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+def api_key_of(request: Request) -> ApiKey:
+    assert isinstance(request.auth, ApiKey)
+    return request.auth
+
+
+def actor_of(request: Request) -> Actor:
+    api_key = api_key_of(request)
+    return Actor(user=api_key.created_by, api_key=api_key)
+
+
+class _ScopePermission(BasePermission):
+    scope: str = ""
+    message = "This API key's scope does not allow this operation."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.auth, ApiKey) and request.auth.scope == self.scope
+
+
+class CustomerScope(_ScopePermission):
+    scope = Scope.CUSTOMER
+    message = "This operation needs a customer API key."
+
+
+class ProvisioningScope(_ScopePermission):
+    scope = Scope.PROVISIONING
+    message = "This operation needs a provisioning API key."
+
+
+class ReviewerScope(_ScopePermission):
+    scope = Scope.REVIEWER
+    message = "This operation needs a reviewer API key."
+
+
+class EnforcementScope(_ScopePermission):
+    scope = Scope.ENFORCEMENT
+    message = "This operation needs an enforcement API key."

@@ -1,0 +1,38 @@
+"""Writing audit events. Call inside the same transaction as the change it records."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+from portal.audit.models import AuditEvent
+from portal.core.middleware import current_request_id
+
+if TYPE_CHECKING:
+    from portal.accounts.models import Actor
+
+
+def record(
+    *,
+    actor: Actor,
+    action: str,
+    obj: models.Model,
+    tenant_id: Any = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        actor=actor.user,
+        actor_label=actor.label,
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        object_label=str(obj)[:200],
+        tenant_id=tenant_id,
+        before=before or {},
+        after=after or {},
+        reason=reason,
+        request_id=current_request_id.get(),
+    )

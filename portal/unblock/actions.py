@@ -1,0 +1,148 @@
+"""Workflow steps for unblock requests.
+
+Each step is one durable transaction that changes the request, writes its audit event and
+queues the emails it causes, so that none of them can exist without the others.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from portal.accounts.models import Actor, Tenant
+from portal.audit.log import record
+from portal.notifications.outbox import queue_email
+from portal.unblock.models import Message, MessageKind, RequestedBlock, UnblockRequest
+from portal.unblock.rules import RequestData, clean_addresses, missing_for_submit
+
+EDITABLE_FIELDS = (
+    "use_case",
+    "justification",
+    "mail_software",
+    "sending_domains",
+    "expected_daily_volume",
+    "bounce_handling",
+    "abuse_contact",
+)
+
+
+def save_request(
+    *, tenant: Tenant, actor: Actor, data: RequestData, submit: bool, editing: UnblockRequest | None = None
+) -> UnblockRequest:
+    """Create a request (or update a draft) from already-cleaned data, and submit it if asked.
+
+    Address rules are checked again under a lock on the tenant, so two submissions racing with
+    the same address can't both get through.
+    """
+    with transaction.atomic(durable=True):
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+        if editing is not None:
+            editing = UnblockRequest.objects.select_for_update().get(pk=editing.pk)
+            if not editing.is_editable:
+                raise ValidationError("Only drafts can be edited; this request was already submitted.")
+        networks = clean_addresses(data.addresses, tenant=tenant, editing=editing)
+        if submit and (missing := missing_for_submit(data)):
+            raise ValidationError(missing)
+
+        req = editing or UnblockRequest(tenant=tenant, created_by=actor.user)
+        before = _snapshot(req) if editing else {}
+        for name in EDITABLE_FIELDS:
+            setattr(req, name, getattr(data, name))
+        req.aup_accepted_at = timezone.now() if data.accept_aup else None
+        req.save()
+        req.blocks.all().delete()
+        for network in networks:
+            block = RequestedBlock(request=req)
+            block.set_network(network)
+            block.save()
+        after = _snapshot(req)
+        record(
+            actor=actor,
+            action="request.draft_saved" if editing else "request.created",
+            obj=req,
+            tenant_id=tenant.pk,
+            before=before,
+            after=after,
+        )
+        if submit:
+            _change_state(req, "submit", actor=actor)
+        return req
+
+
+def submit_request(*, req: UnblockRequest, actor: Actor) -> UnblockRequest:
+    with transaction.atomic(durable=True):
+        req = UnblockRequest.objects.select_for_update().get(pk=req.pk)
+        data = RequestData(
+            addresses=[b.cidr for b in req.blocks.all()],
+            accept_aup=req.aup_accepted_at is not None,
+            **{name: getattr(req, name) for name in EDITABLE_FIELDS},
+        )
+        Tenant.objects.select_for_update().filter(pk=req.tenant_id).first()
+        clean_addresses(data.addresses, tenant=req.tenant, editing=req)
+        if missing := missing_for_submit(data):
+            raise ValidationError(
+                "This draft is incomplete: " + " ".join(missing.values()) + " Edit the draft to add it."
+            )
+        _change_state(req, "submit", actor=actor)
+        return req
+
+
+def withdraw_request(*, req: UnblockRequest, actor: Actor, reason: str = "") -> UnblockRequest:
+    with transaction.atomic(durable=True):
+        _change_state(req, "withdraw", actor=actor, reason=reason)
+        return req
+
+
+def start_review(*, req: UnblockRequest, actor: Actor) -> UnblockRequest:
+    with transaction.atomic(durable=True):
+        _change_state(req, "start_review", actor=actor)
+        return req
+
+
+def ask_for_info(*, req: UnblockRequest, actor: Actor, question: str) -> UnblockRequest:
+    with transaction.atomic(durable=True):
+        _change_state(req, "ask_for_info", actor=actor, reason=question)
+        _add_message(req, actor=actor, kind=MessageKind.QUESTION, body=question)
+        return req
+
+
+def answer_request(*, req: UnblockRequest, actor: Actor, answer: str) -> UnblockRequest:
+    with transaction.atomic(durable=True):
+        _change_state(req, "answer", actor=actor)
+        _add_message(req, actor=actor, kind=MessageKind.ANSWER, body=answer)
+        return req
+
+
+def _add_message(req: UnblockRequest, *, actor: Actor, kind: str, body: str) -> Message:
+    message = Message.objects.create(
+        request=req, author=actor.user, author_label=actor.label, kind=kind, body=body
+    )
+    record(actor=actor, action=f"message.{kind}", obj=req, tenant_id=req.tenant_id, after={"body": body})
+    return message
+
+
+def _change_state(req: UnblockRequest, action: str, *, actor: Actor, reason: str = "") -> None:
+    before, after = req.transition(action)
+    record(
+        actor=actor,
+        action=f"request.{action}",
+        obj=req,
+        tenant_id=req.tenant_id,
+        before={"state": before},
+        after={"state": after},
+        reason=reason,
+    )
+    members = req.tenant.memberships.select_related("user").filter(user__is_active=True)
+    queue_email(
+        to=[m.user.email for m in members],
+        template="emails/request_state_changed.txt",
+        context={"req": req, "actor": actor.label, "reason": reason},
+    )
+
+
+def _snapshot(req: UnblockRequest) -> dict[str, object]:
+    values: dict[str, object] = {name: getattr(req, name) for name in EDITABLE_FIELDS}
+    values["addresses"] = [b.cidr for b in req.blocks.all()] if req.pk else []
+    values["aup_accepted"] = req.aup_accepted_at is not None
+    return values

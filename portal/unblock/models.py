@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import models
+from django.utils import timezone
+
+from portal.accounts.models import Tenant
+from portal.core.blocks import BlockQuerySet, IPBlock
+
+
+class State(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    IN_REVIEW = "in_review", "In review"
+    NEEDS_INFO = "needs_info", "Needs information"
+    APPROVED = "approved", "Approved"
+    DENIED = "denied", "Denied"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+OPEN_STATES = (State.SUBMITTED, State.IN_REVIEW, State.NEEDS_INFO)
+
+# The whole state machine: action -> (states it may start from, state it leads to).
+TRANSITIONS: dict[str, tuple[tuple[State, ...], State]] = {
+    "submit": ((State.DRAFT,), State.SUBMITTED),
+    "start_review": ((State.SUBMITTED,), State.IN_REVIEW),
+    "ask_for_info": ((State.SUBMITTED, State.IN_REVIEW), State.NEEDS_INFO),
+    "answer": ((State.NEEDS_INFO,), State.IN_REVIEW),
+    "approve": ((State.SUBMITTED, State.IN_REVIEW), State.APPROVED),
+    "deny": ((State.SUBMITTED, State.IN_REVIEW, State.NEEDS_INFO), State.DENIED),
+    "withdraw": ((State.DRAFT, *OPEN_STATES), State.WITHDRAWN),
+}
+
+
+class IllegalTransition(Exception):
+    """The request is not in a state from which this action is allowed."""
+
+    def __init__(self, action: str, current: str) -> None:
+        self.action = action
+        self.current = current
+        label = State(current).label.lower()
+        super().__init__(f"A request that is {label} can't be {ACTION_PAST[action]}.")
+
+
+ACTION_PAST = {
+    "submit": "submitted",
+    "start_review": "taken into review",
+    "ask_for_info": "sent a question",
+    "answer": "answered",
+    "approve": "approved",
+    "deny": "denied",
+    "withdraw": "withdrawn",
+}
+
+
+class UseCase(models.TextChoices):
+    OWN_MAIL_SERVER = "own_mail_server", "Own mail server (MTA for my domains)"
+    TRANSACTIONAL = "transactional", "Transactional relay (receipts, alerts, password resets)"
+    FORWARDING = "forwarding", "Mail forwarding"
+    OTHER = "other", "Other (explain below)"
+    # Kept as a choice so that the form can explain why it is refused instead of hiding it.
+    BULK_MARKETING = "bulk_marketing", "Bulk or marketing mail"
+
+
+class UnblockRequestQuerySet(models.QuerySet["UnblockRequest"]):
+    def for_user(self, user: AbstractBaseUser | AnonymousUser) -> UnblockRequestQuerySet:
+        """The requests of every tenant the user is a member of; nothing for anyone else."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(tenant__memberships__user_id=user.pk)
+
+    def for_tenant(self, tenant: Tenant) -> UnblockRequestQuerySet:
+        return self.filter(tenant=tenant)
+
+    def open(self) -> UnblockRequestQuerySet:
+        return self.filter(state__in=OPEN_STATES)
+
+
+class UnblockRequest(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, models.PROTECT, related_name="unblock_requests")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
+    # Drafts may be incomplete, so every field the customer fills in may be blank until submit.
+    use_case = models.CharField(max_length=32, choices=UseCase.choices, blank=True)
+    justification = models.TextField("Why port 587 or a relay won't do", blank=True)
+    mail_software = models.CharField(max_length=200, blank=True)
+    sending_domains = models.JSONField(default=list, blank=True)
+    expected_daily_volume = models.PositiveIntegerField(null=True, blank=True)
+    bounce_handling = models.TextField("How bounces and complaints are handled", blank=True)
+    abuse_contact = models.EmailField(blank=True)
+    aup_accepted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UnblockRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "state"]), models.Index(fields=["state", "submitted_at"])]
+
+    def __str__(self) -> str:
+        return f"Request {self.reference}"
+
+    @property
+    def reference(self) -> str:
+        return str(self.id)[:8].upper()
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def is_editable(self) -> bool:
+        return self.state == State.DRAFT
+
+    def can(self, action: str) -> bool:
+        sources, _ = TRANSITIONS[action]
+        return self.state in sources
+
+    def transition(self, action: str) -> tuple[str, str]:
+        """Move to the state `action` leads to, or raise IllegalTransition.
+
+        The UPDATE is conditional on the state this instance was read in, so of two concurrent
+        callers exactly one wins and the other gets IllegalTransition with the state it lost to.
+        """
+        sources, target = TRANSITIONS[action]
+        before = self.state
+        if before not in sources:
+            raise IllegalTransition(action, before)
+        now = timezone.now()
+        changes: dict[str, object] = {"state": target, "state_changed_at": now}
+        if target == State.SUBMITTED:
+            changes["submitted_at"] = now
+        if target in (State.APPROVED, State.DENIED):
+            changes["decided_at"] = now
+        won = UnblockRequest.objects.filter(pk=self.pk, state=before).update(**changes)
+        if won != 1:
+            current = UnblockRequest.objects.values_list("state", flat=True).get(pk=self.pk)
+            self.state = current
+            raise IllegalTransition(action, current)
+        for field, value in changes.items():
+            setattr(self, field, value)
+        return before, target
+
+
+class RequestedBlockQuerySet(BlockQuerySet["RequestedBlock"]):
+    def of_open_requests(self) -> RequestedBlockQuerySet:
+        return self.filter(request__state__in=OPEN_STATES)
+
+
+class RequestedBlock(IPBlock):
+    """One address or CIDR block named in an unblock request."""
+
+    request = models.ForeignKey(UnblockRequest, models.CASCADE, related_name="blocks")
+
+    objects = RequestedBlockQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["family", "first"]
+        indexes = [models.Index(fields=["family", "first", "last"])]
+
+
+class MessageKind(models.TextChoices):
+    QUESTION = "question", "Question from the reviewer"
+    ANSWER = "answer", "Answer from the customer"
+    COMMENT = "comment", "Comment"
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def visible_to_customer(self) -> MessageQuerySet:
+        return self.filter(internal=False)
+
+
+class Message(models.Model):
+    """The conversation between the customer and the reviewers, plus staff-only notes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.ForeignKey(UnblockRequest, models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    author_label = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=MessageKind.choices)
+    body = models.TextField()
+    internal = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.request}"

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from portal.accounts.models import Tenant
+from portal.unblock import rules
+from portal.unblock.models import Message, UnblockRequest, UseCase
+
+
+def _run(check: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return check(*args, **kwargs)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.messages) from None
+
+
+class RequestInputSerializer(serializers.Serializer[rules.RequestData]):
+    addresses = serializers.ListField(
+        child=serializers.CharField(max_length=64, allow_blank=True), default=list
+    )
+    use_case = serializers.ChoiceField(choices=UseCase.choices, required=False, allow_blank=True, default="")
+    justification = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=True)
+    mail_software = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    sending_domains = serializers.ListField(child=serializers.CharField(max_length=253), default=list)
+    expected_daily_volume = serializers.IntegerField(required=False, allow_null=True, default=None)
+    bounce_handling = serializers.CharField(required=False, allow_blank=True, default="")
+    abuse_contact = serializers.CharField(max_length=254, required=False, allow_blank=True, default="")
+    accept_aup = serializers.BooleanField(default=False)
+    submit = serializers.BooleanField(
+        default=True, help_text="false saves a draft; true (the default) submits the request for review."
+    )
+
+    def validate_addresses(self, value: list[str]) -> list[str]:
+        tenant: Tenant = self.context["tenant"]
+        editing: UnblockRequest | None = self.context.get("editing")
+        entries = [v.strip() for v in value if v.strip()]
+        _run(rules.clean_addresses, entries, tenant=tenant, editing=editing)
+        return entries
+
+    def validate_use_case(self, value: str) -> str:
+        return str(_run(rules.clean_use_case, value))
+
+    def validate_justification(self, value: str) -> str:
+        return str(_run(rules.clean_text, value, "The justification"))
+
+    def validate_bounce_handling(self, value: str) -> str:
+        return str(_run(rules.clean_text, value, "The bounce handling description"))
+
+    def validate_sending_domains(self, value: list[str]) -> list[str]:
+        return list(_run(rules.clean_domains, value))
+
+    def validate_expected_daily_volume(self, value: int | None) -> int | None:
+        result: int | None = _run(rules.clean_volume, value)
+        return result
+
+    def validate_abuse_contact(self, value: str) -> str:
+        return str(_run(rules.clean_abuse_contact, value))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("submit", True):
+            data = rules.RequestData(**{k: v for k, v in attrs.items() if k != "submit"})
+            if missing := rules.missing_for_submit(data):
+                raise serializers.ValidationError({name: [msg] for name, msg in missing.items()})
+        return attrs
+
+    def to_data(self) -> tuple[rules.RequestData, bool]:
+        attrs = dict(self.validated_data)
+        submit = bool(attrs.pop("submit", True))
+        return rules.RequestData(**attrs), submit
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    class Meta:
+        model = Message
+        fields = ["id", "kind", "author_label", "body", "created_at"]
+
+
+class RequestSerializer(serializers.ModelSerializer[UnblockRequest]):
+    tenant = serializers.CharField(source="tenant.external_id")
+    addresses = serializers.SerializerMethodField()
+    messages = serializers.SerializerMethodField()
+    aup_accepted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UnblockRequest
+        fields = [
+            "id",
+            "reference",
+            "tenant",
+            "state",
+            "addresses",
+            "use_case",
+            "justification",
+            "mail_software",
+            "sending_domains",
+            "expected_daily_volume",
+            "bounce_handling",
+            "abuse_contact",
+            "aup_accepted",
+            "created_at",
+            "submitted_at",
+            "state_changed_at",
+            "decided_at",
+            "messages",
+        ]
+
+    def get_addresses(self, req: UnblockRequest) -> list[str]:
+        return [b.cidr for b in req.blocks.all()]
+
+    def get_messages(self, req: UnblockRequest) -> list[dict[str, Any]]:
+        return list(MessageSerializer(req.messages.visible_to_customer(), many=True).data)
+
+    def get_aup_accepted(self, req: UnblockRequest) -> bool:
+        return req.aup_accepted_at is not None
+
+
+class TextSerializer(serializers.Serializer[dict[str, str]]):
+    text = serializers.CharField(max_length=rules.TEXT_LIMIT)
+
+
+class ReasonSerializer(serializers.Serializer[dict[str, str]]):
+    reason = serializers.CharField(max_length=rules.TEXT_LIMIT, required=False, allow_blank=True, default="")
