@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.unblock",
     "portal.review",
+    "portal.vetting",
+    "portal.reputation",
     "portal.enforcement",
     "portal.notifications",
 ]
@@ -268,6 +270,42 @@ MAX_ADDRESSES_PER_REQUEST = envint("MAX_ADDRESSES_PER_REQUEST", 16)
 WORKER_POLL_SECONDS = float(os.environ.get("WORKER_POLL_SECONDS", "2"))
 WORKER_LEASE_SECONDS = envint("WORKER_LEASE_SECONDS", 120)
 EMAIL_MAX_ATTEMPTS = envint("EMAIL_MAX_ATTEMPTS", 8)
+
+EXEMPTION_DEFAULT_DAYS = envint("EXEMPTION_DEFAULT_DAYS", 365)
+
+# DNS for the automated checks. Empty DNS_NAMESERVERS uses the system resolver; Spamhaus refuses
+# queries that arrive through public resolvers, so production points this at its own resolver.
+DNS_NAMESERVERS = envlist("DNS_NAMESERVERS")
+DNS_PORT = envint("DNS_PORT", 53)
+DNS_TIMEOUT = float(os.environ.get("DNS_TIMEOUT", "3"))
+DNSBL_ZONE = os.environ.get("DNSBL_ZONE", "zen.spamhaus.org")
+DBL_ZONE = os.environ.get("DBL_ZONE", "dbl.spamhaus.org")
+DNSBL_EXTRA_ZONES = envlist("DNSBL_EXTRA_ZONES")
+SPAMHAUS_DQS_KEY = os.environ.get("SPAMHAUS_DQS_KEY", "")
+
+# Vetting thresholds and the risk policy.
+VETTING_MIN_ACCOUNT_AGE_DAYS = envint("VETTING_MIN_ACCOUNT_AGE_DAYS", 30)
+VETTING_MIN_PAID_INVOICES = envint("VETTING_MIN_PAID_INVOICES", 1)
+VETTING_REQUIRE_IDENTITY = envbool("VETTING_REQUIRE_IDENTITY", "True")
+VETTING_MAX_ADDRESSES_PER_BLOCK = envint("VETTING_MAX_ADDRESSES_PER_BLOCK", 256)
+VETTING_CONCURRENCY = envint("VETTING_CONCURRENCY", 64)
+REPUTATION_WINDOW_DAYS = envint("REPUTATION_WINDOW_DAYS", 180)
+RISK_BAND_MEDIUM = envint("RISK_BAND_MEDIUM", 20)
+RISK_BAND_HIGH = envint("RISK_BAND_HIGH", 50)
+AUTO_DENY_ENABLED = envbool("AUTO_DENY_ENABLED", "True")
+AUTO_APPROVE_ENABLED = envbool("AUTO_APPROVE_ENABLED", "False")
+AUTO_APPROVE_MIN_ACCOUNT_AGE_DAYS = envint("AUTO_APPROVE_MIN_ACCOUNT_AGE_DAYS", 180)
+AUTO_APPROVE_MIN_PAID_INVOICES = envint("AUTO_APPROVE_MIN_PAID_INVOICES", 6)
+LOOKUP_LINKS = {
+    "Spamhaus": os.environ.get("LOOKUP_URL_SPAMHAUS", "https://check.spamhaus.org/results/?query={ip}"),
+    "Talos": os.environ.get(
+        "LOOKUP_URL_TALOS", "https://www.talosintelligence.com/reputation_center/lookup?search={ip}"
+    ),
+    "AbuseIPDB": os.environ.get("LOOKUP_URL_ABUSEIPDB", "https://www.abuseipdb.com/check/{ip}"),
+    "MXToolbox": os.environ.get(
+        "LOOKUP_URL_MXTOOLBOX", "https://mxtoolbox.com/SuperTool.aspx?action=blacklist%3a{ip}"
+    ),
+}
 
 API_KEY_HASH_SECRET = os.environ.get("API_KEY_HASH_SECRET", SECRET_KEY)
 

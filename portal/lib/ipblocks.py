@@ -31,9 +31,16 @@ def parse_block(text: str) -> Network:
         raise BlockError("Enter an IPv4 or IPv6 address, or a CIDR block such as 203.0.113.8/29.")
     if any(ch.isspace() for ch in value):
         raise BlockError(f"“{value}” contains spaces; enter one address or block per line.")
+    if "%" in value:
+        # A zone index (fe80::1%eth0) names a local interface; it means nothing to a firewall.
+        address_part, _, rest = value.partition("%")
+        zone = rest.partition("/")[0]
+        raise BlockError(
+            f"“{value}” has a zone index (%{zone}); enter the address without it, e.g. {address_part}."
+        )
     if "/" in value:
         address_part, _, prefix_part = value.partition("/")
-        if not prefix_part.isdigit():
+        if not (prefix_part.isascii() and prefix_part.isdigit()):
             raise BlockError(
                 f"“{value}” has an invalid prefix length; write it as a number, e.g. {address_part}/29."
             )

@@ -6,4 +6,6 @@ app_name = "staff"
 
 urlpatterns = [
     path("", views.queue, name="home"),
+    path("requests/<uuid:request_id>/", views.request_detail, name="request"),
+    path("requests/<uuid:request_id>/recheck/", views.request_recheck, name="recheck"),
 ]

@@ -6,15 +6,22 @@ queues the emails it causes, so that none of them can exist without the others.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Literal
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import Actor, Tenant
 from portal.audit.log import record
+from portal.enforcement.models import Exemption
 from portal.notifications.outbox import queue_email
 from portal.unblock.models import Message, MessageKind, RequestedBlock, UnblockRequest
 from portal.unblock.rules import RequestData, clean_addresses, missing_for_submit
+from portal.vetting.jobs import queue_vetting
+from portal.vetting.models import RunReason
 
 EDITABLE_FIELDS = (
     "use_case",
@@ -67,6 +74,7 @@ def save_request(
         )
         if submit:
             _change_state(req, "submit", actor=actor)
+            queue_vetting(req, reason=RunReason.SUBMITTED, requested_by=actor.label)
         return req
 
 
@@ -85,6 +93,15 @@ def submit_request(*, req: UnblockRequest, actor: Actor) -> UnblockRequest:
                 "This draft is incomplete: " + " ".join(missing.values()) + " Edit the draft to add it."
             )
         _change_state(req, "submit", actor=actor)
+        queue_vetting(req, reason=RunReason.SUBMITTED, requested_by=actor.label)
+        return req
+
+
+def recheck_request(*, req: UnblockRequest, actor: Actor, by_staff: bool) -> UnblockRequest:
+    with transaction.atomic(durable=True):
+        reason = RunReason.STAFF_RECHECK if by_staff else RunReason.CUSTOMER_RECHECK
+        queue_vetting(req, reason=reason, requested_by=actor.label)
+        record(actor=actor, action="request.recheck", obj=req, tenant_id=req.tenant_id)
         return req
 
 
@@ -146,3 +163,42 @@ def _snapshot(req: UnblockRequest) -> dict[str, object]:
     values["addresses"] = [b.cidr for b in req.blocks.all()] if req.pk else []
     values["aup_accepted"] = req.aup_accepted_at is not None
     return values
+
+
+def approve_request(
+    *,
+    req: UnblockRequest,
+    actor: Actor,
+    cidrs: list[str] | None = None,
+    expires_at: datetime | Literal["default"] | None = "default",
+    note: str = "",
+) -> list[Exemption]:
+    """Approve and create one exemption per approved block, in one transaction with the audit."""
+    with transaction.atomic(durable=True):
+        blocks = list(req.blocks.all())
+        chosen = [b for b in blocks if cidrs is None or b.cidr in cidrs]
+        if not chosen:
+            raise ValidationError("Choose at least one of the request's addresses to approve.")
+        _change_state(req, "approve", actor=actor, reason=note)
+        if expires_at == "default":
+            expires_at = timezone.now() + timedelta(days=settings.EXEMPTION_DEFAULT_DAYS)
+        exemptions = []
+        for block in chosen:
+            exemption = Exemption(tenant_id=req.tenant_id, request=req, expires_at=expires_at)
+            exemption.set_network(block.network)
+            exemption.save()
+            record(
+                actor=actor,
+                action="exemption.activated",
+                obj=exemption,
+                tenant_id=req.tenant_id,
+                after={"cidr": exemption.cidr, "expires_at": expires_at.isoformat() if expires_at else None},
+            )
+            exemptions.append(exemption)
+        return exemptions
+
+
+def deny_request(*, req: UnblockRequest, actor: Actor, reason: str) -> UnblockRequest:
+    with transaction.atomic(durable=True):
+        _change_state(req, "deny", actor=actor, reason=reason)
+        return req

@@ -100,6 +100,10 @@ class UnblockRequest(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Copied from the latest vetting run so that the review queue can sort and filter on them.
+    risk_score = models.PositiveIntegerField(null=True, blank=True)
+    risk_band = models.CharField(max_length=8, blank=True)
+    vetted_at = models.DateTimeField(null=True, blank=True)
 
     objects = UnblockRequestQuerySet.as_manager()
 

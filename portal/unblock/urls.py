@@ -11,5 +11,6 @@ urlpatterns = [
     path("<uuid:request_id>/edit/", views.request_edit, name="edit"),
     path("<uuid:request_id>/submit/", views.request_submit, name="submit"),
     path("<uuid:request_id>/withdraw/", views.request_withdraw, name="withdraw"),
+    path("<uuid:request_id>/recheck/", views.request_recheck, name="recheck"),
     path("<uuid:request_id>/answer/", views.request_answer, name="answer"),
 ]

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -17,6 +17,7 @@ from portal.core.http import HtmxHttpRequest
 from portal.unblock import actions
 from portal.unblock.forms import AnswerForm, UnblockRequestForm, WithdrawForm
 from portal.unblock.models import IllegalTransition, State, UnblockRequest
+from portal.vetting.summary import summarize
 
 
 def _get_request_for_customer(request: HttpRequest, request_id: UUID) -> UnblockRequest:
@@ -77,8 +78,11 @@ def _request_form(
     submitting = request.POST.get("action") == "submit"
     if request.method == "POST":
         form = UnblockRequestForm(request.POST, tenants=tenants, submitting=submitting, editing=editing)
-        if request.htmx and request.htmx.trigger_name in form.fields:
-            # Validation as the customer types: answer with the feedback of that one field.
+        if request.htmx:
+            # Validation as the customer types: answer with the feedback of that one field. An
+            # htmx request never saves; only the form's own submit buttons do.
+            if request.htmx.trigger_name not in form.fields:
+                return HttpResponseBadRequest("Live validation needs the name of a form field.")
             form.is_valid()
             return render(request, template + "#field_feedback", {"field": form[request.htmx.trigger_name]})
         if form.is_valid():
@@ -124,18 +128,39 @@ def _request_form(
 
 
 @login_required
-def request_detail(request: HttpRequest, request_id: UUID) -> HttpResponse:
+def request_detail(request: HtmxHttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_customer(request, request_id)
-    return render(
-        request,
-        "unblock/request_detail.html",
-        {
-            "req": req,
-            "timeline": timeline_for_customer(req),
-            "answer_form": AnswerForm(),
-            "withdraw_form": WithdrawForm(),
-        },
-    )
+    template = "unblock/request_detail.html"
+    if request.htmx:
+        # The checks panel polls itself while a vetting run is in progress.
+        return render(request, template + "#checks", {"req": req, "vetting": summarize(req, for_staff=False)})
+    return render(request, template, _detail_context(req, answer_form=AnswerForm()))
+
+
+def _detail_context(req: UnblockRequest, *, answer_form: AnswerForm) -> dict[str, object]:
+    return {
+        "req": req,
+        "timeline": timeline_for_customer(req),
+        "vetting": summarize(req, for_staff=False),
+        "answer_form": answer_form,
+        "withdraw_form": WithdrawForm(),
+    }
+
+
+# How the customer's timeline names each recorded step of a request.
+TIMELINE_TITLES = {
+    "request.created": "Request created",
+    "request.draft_saved": "Draft edited",
+    "request.submit": "Submitted for review",
+    "request.start_review": "Review started",
+    "request.ask_for_info": "More information requested",
+    "request.answer": "Answer sent",
+    "request.approve": "Approved",
+    "request.deny": "Denied",
+    "request.withdraw": "Withdrawn",
+    "request.vetted": "Automated checks finished",
+    "request.recheck": "Checks asked to run again",
+}
 
 
 def timeline_for_customer(req: UnblockRequest) -> list[dict[str, object]]:
@@ -144,7 +169,13 @@ def timeline_for_customer(req: UnblockRequest) -> list[dict[str, object]]:
     for event in (
         AuditEvent.objects.for_object(req).filter(action__startswith="request.").order_by("at", "id")
     ):
-        entries.append({"at": event.at, "who": event.actor_label, "event": event})
+        change = ""
+        if "state" in event.before and "state" in event.after:
+            change = f"{State(event.before['state']).label} → {State(event.after['state']).label}"
+        title = TIMELINE_TITLES.get(event.action, event.action)
+        entries.append(
+            {"at": event.at, "who": event.actor_label, "event": event, "title": title, "change": change}
+        )
     for message in req.messages.visible_to_customer():
         entries.append({"at": message.created_at, "who": message.author_label, "message": message})
     entries.sort(key=lambda e: e["at"])  # type: ignore[arg-type,return-value]
@@ -161,6 +192,18 @@ def request_submit(request: HttpRequest, request_id: UUID) -> HttpResponse:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
         messages.success(request, f"Request {req.reference} was submitted for review.")
+    return redirect("unblock:detail", request_id=req.id)
+
+
+@require_POST
+@login_required
+def request_recheck(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    req = _get_request_for_customer(request, request_id)
+    if not req.is_open:
+        messages.error(request, "Checks run again only on open requests; file a new request instead.")
+    else:
+        actions.recheck_request(req=req, actor=Actor(user=user_of(request)), by_staff=False)
+        messages.success(request, "The checks will run again in a few seconds.")
     return redirect("unblock:detail", request_id=req.id)
 
 
@@ -201,11 +244,6 @@ def request_answer(request: HttpRequest, request_id: UUID) -> HttpResponse:
     return render(
         request,
         "unblock/request_detail.html",
-        {
-            "req": req,
-            "timeline": timeline_for_customer(req),
-            "answer_form": form,
-            "withdraw_form": WithdrawForm(),
-        },
+        _detail_context(req, answer_form=form),
         status=400 if form.errors else 409,
     )

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.accounts.api import EXTERNAL_ID
 from portal.accounts.models import Actor
 from portal.accounts.provisioning import provision_tenant
 from portal.accounts.serializers import TenantSpecSerializer
@@ -47,11 +48,15 @@ class Command(BaseCommand):
 
     def _import_line(self, line: str, actor: Actor, counts: dict[str, int]) -> str:
         try:
-            data = json.loads(line)
+            # Without its line break, so that an error at the end of the line names its column.
+            data = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             return f"not valid JSON ({exc.msg} at column {exc.colno})"
         if not isinstance(data, dict) or not isinstance(data.get("external_id"), str):
             return 'each line must be a JSON object with an "external_id" string'
+        if not EXTERNAL_ID.match(data["external_id"]):
+            # The same rule as the API's, or the API could not address the tenant afterwards.
+            return "external_id: use 1 to 100 letters, digits or . _ : @ - for the tenant's external id."
         serializer = TenantSpecSerializer(data=data)
         if not serializer.is_valid():
             return json.dumps(serializer.errors)

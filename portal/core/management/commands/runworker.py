@@ -19,16 +19,18 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from portal.notifications.outbox import deliver_due_emails
+from portal.vetting.jobs import run_due_vetting
 
 log = logging.getLogger("portal.worker")
 
 JOBS: list[tuple[str, Callable[[], int]]] = [
+    ("vetting", run_due_vetting),
     ("emails", deliver_due_emails),
 ]
 
 
 class Command(BaseCommand):
-    help = "Process the outbox tables (emails) until stopped with SIGTERM or Ctrl-C."
+    help = "Process the outbox tables (vetting runs, emails) until stopped with SIGTERM or Ctrl-C."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--once", action="store_true", help="Process what is due now, then exit.")

@@ -1,0 +1,139 @@
+"""Take the README's screenshots of the real UI with Chromium.
+
+    .venv/bin/python docs/screenshots/take.py
+
+Builds a throwaway SQLite database with the demo data, serves the portal on a free port, signs in
+as the demo customer and writes the PNGs next to this file. Nothing outside /tmp is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def demo_server(env: dict[str, str]) -> Iterator[str]:
+    """Serve the portal from `env`'s database until the block ends; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):  # noqa: S310 - our own server
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the development server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def take_screenshots(url: str) -> list[Path]:
+    from playwright.sync_api import Page, expect, sync_playwright
+
+    from portal.accounts.management.commands.seed_demo import DEMO_PASSWORD
+
+    written: list[Path] = []
+
+    def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
+        path = OUT / name
+        page.screenshot(path=path, full_page=full_page)
+        written.append(path)
+
+    def show_form_error(page: Page) -> None:
+        page.goto(f"{url}/requests/new/")
+        page.get_by_label("Addresses").fill("203.0.113.9/29")
+        page.get_by_label("Addresses").blur()
+        expect(page.locator("#feedback-addresses")).to_contain_text("host bits set")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        for viewport in (LAPTOP, PHONE):
+            context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+            context.set_default_timeout(10_000)
+            page = context.new_page()
+            page.goto(f"{url}/login/")
+            page.get_by_label("Email").fill("alice@acme.example")
+            page.get_by_label("Password").fill(DEMO_PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{url}/requests/")
+            if viewport is PHONE:
+                show_form_error(page)
+                shoot(page, "request-form-phone.png", full_page=False)
+                context.close()
+                continue
+            shoot(page, "request-list.png")
+            page.get_by_role("row").filter(has_text="Needs information").get_by_role("link").click()
+            expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+            shoot(page, "request-detail.png")
+            show_form_error(page)
+            shoot(page, "request-form.png", full_page=False)
+            context.close()
+        browser.close()
+    return written
+
+
+def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="portal-screenshots-"))
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}", "DEBUG": "1"}
+    os.environ.update(DATABASE_URL=env["DATABASE_URL"], DEBUG="1", DJANGO_SETTINGS_MODULE="portal.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    try:
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("seed_demo")
+        with demo_server(env) as url:
+            for path in take_screenshots(url):
+                print(path.relative_to(ROOT))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ReputationConfig(AppConfig):
+    name = "portal.reputation"
+    label = "reputation"
+    verbose_name = "Reputation history"

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from portal.reputation import views
+
+app_name = "reputation"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("arf/", views.upload_arf, name="upload_arf"),
+    path("notes/", views.add_note, name="add_note"),
+    path("tenants/<uuid:tenant_id>/", views.tenant_history, name="tenant"),
+    path("addresses/<path:address>/", views.address_history, name="address"),
+]

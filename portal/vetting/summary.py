@@ -1,0 +1,52 @@
+"""The latest vetting state of a request, as the customer's and the reviewer's pages show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from portal.unblock.models import UnblockRequest
+from portal.vetting.findings import OUTCOME_ORDER
+from portal.vetting.models import CheckResult, RunState, VettingRun
+
+CHECK_TITLES = {
+    "account_age": "Account age",
+    "paid_invoices": "Paid invoices",
+    "identity": "Identity verification",
+    "billing_standing": "Billing standing",
+    "ownership": "Address ownership",
+    "rdns": "Reverse DNS",
+    "dnsbl": "Blocklists",
+    "spf": "SPF",
+    "dmarc": "DMARC",
+    "dbl": "Domain blocklist",
+    "tenant_history": "Account history",
+    "address_history": "Address history",
+}
+
+
+@dataclass
+class VettingSummary:
+    latest: VettingRun | None
+    in_progress: bool
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[CheckResult]:
+        return [r for r in self.results if r.outcome in ("warn", "fail", "error")]
+
+    @property
+    def passed_count(self) -> int:
+        return sum(1 for r in self.results if r.outcome in ("pass", "info"))
+
+
+def summarize(req: UnblockRequest, *, for_staff: bool) -> VettingSummary:
+    runs = list(req.vetting_runs.order_by("-created_at")[:5])
+    latest = next((r for r in runs if r.state == RunState.DONE), None)
+    in_progress = any(r.state in (RunState.PENDING, RunState.RUNNING) for r in runs)
+    results: list[CheckResult] = []
+    if latest is not None:
+        queryset = latest.results.all() if for_staff else latest.results.visible_to_customer()
+        results = sorted(queryset, key=lambda r: (-OUTCOME_ORDER.get(r.outcome, 0), r.check_name, r.subject))
+        for result in results:
+            result.title = CHECK_TITLES.get(result.check_name, result.check_name)  # type: ignore[attr-defined]
+    return VettingSummary(latest, in_progress, results)
