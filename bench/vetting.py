@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     settings.DNSBL_ZONE, settings.DBL_ZONE, settings.DNSBL_EXTRA_ZONES = "zen.bench", "dbl.bench", []
     settings.VETTING_MAX_ADDRESSES_PER_BLOCK = 256
-    network = ipaddress.ip_network("203.0.113.0/24")
+    network = ipaddress.IPv4Network("203.0.113.0/24")
     threads = settings.VETTING_CONCURRENCY
     with running(build_zone(network, args.delay_ms)) as port:
         concurrent, findings = measure(network, port, threads, args.rounds)

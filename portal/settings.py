@@ -258,6 +258,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models have a `kind` field with different choices; give each enum a readable name.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageKindEnum": "portal.unblock.models.MessageKind",
+        "EventKindEnum": "portal.reputation.models.Kind",
+    },
 }
 
 # Unblock request rules.
@@ -306,6 +311,13 @@ LOOKUP_LINKS = {
         "LOOKUP_URL_MXTOOLBOX", "https://mxtoolbox.com/SuperTool.aspx?action=blacklist%3a{ip}"
     ),
 }
+
+# Review: the time a request may wait, and when two people must approve (four-eyes).
+REVIEW_SLA_HOURS = envint("REVIEW_SLA_HOURS", 24)
+FOUR_EYES_RISK_BANDS = envlist("FOUR_EYES_RISK_BANDS", "high")
+FOUR_EYES_FOR_BLOCKS = envbool("FOUR_EYES_FOR_BLOCKS", "True")
+FOUR_EYES_TENANT_MIN_AGE_DAYS = envint("FOUR_EYES_TENANT_MIN_AGE_DAYS", 90)
+REQUIRE_STAFF_2FA = envbool("REQUIRE_STAFF_2FA", "False")
 
 API_KEY_HASH_SECRET = os.environ.get("API_KEY_HASH_SECRET", SECRET_KEY)
 

@@ -17,7 +17,13 @@ from portal.accounts.serializers import TenantSerializer, TenantSpecSerializer
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
 
 
-@extend_schema(request=TenantSpecSerializer, responses={200: TenantSerializer, 201: TenantSerializer})
+@extend_schema(methods=["GET"], summary="Read a tenant", responses=TenantSerializer)
+@extend_schema(
+    methods=["PUT"],
+    summary="Create or update a tenant",
+    request=TenantSpecSerializer,
+    responses={200: TenantSerializer, 201: TenantSerializer},
+)
 @api_view(["GET", "PUT"])
 @permission_classes([ProvisioningScope])
 def tenant_detail(request: Request, external_id: str) -> Response:

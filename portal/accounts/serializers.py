@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.accounts.models import BillingStanding, Tenant
@@ -46,6 +47,14 @@ class TenantSpecSerializer(serializers.Serializer[TenantSpec]):
         return TenantSpec(external_id=external_id, **data)
 
 
+class AllocationSerializer(serializers.Serializer[dict[str, Any]]):
+    cidr = serializers.CharField()
+    assigned_at = serializers.DateTimeField()
+    released_at = serializers.DateTimeField(
+        allow_null=True, help_text="Set once the tenant gave the block back."
+    )
+
+
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
     allocations = serializers.SerializerMethodField()
     members = serializers.SerializerMethodField()
@@ -67,6 +76,7 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "updated_at",
         ]
 
+    @extend_schema_field(AllocationSerializer(many=True))
     def get_allocations(self, tenant: Tenant) -> list[dict[str, Any]]:
         return [
             {"cidr": a.cidr, "assigned_at": a.assigned_at, "released_at": a.released_at}

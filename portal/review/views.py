@@ -1,37 +1,126 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from datetime import datetime
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from portal.accounts.models import Actor
 from portal.accounts.views import user_of
+from portal.audit.models import AuditEvent
 from portal.core.http import HtmxHttpRequest
+from portal.lib.keyset import SortKey, paginate
 from portal.reputation.models import ListingStatus, ReputationEvent
 from portal.reputation.views import lookup_links
+from portal.review import decisions
 from portal.review.access import staff_required
+from portal.review.forms import (
+    SORTS,
+    ApproveForm,
+    AssignForm,
+    BulkForm,
+    DenyForm,
+    NoteForm,
+    QuestionForm,
+    QueueFilterForm,
+)
+from portal.review.policy import DecisionRefused, four_eyes_reasons, is_approver
 from portal.unblock import actions
-from portal.unblock.models import UnblockRequest
+from portal.unblock.models import OPEN_STATES, IllegalTransition, UnblockRequest, UnblockRequestQuerySet
+from portal.vetting.models import RiskBand
 from portal.vetting.summary import summarize
+
+PAGE_SIZE = 50
+SORT_KEYS = {
+    "oldest": (SortKey("submitted_at", kind=datetime), SortKey("id", kind=uuid.UUID)),
+    "newest": (SortKey("submitted_at", True, datetime), SortKey("id", True, uuid.UUID)),
+    "risk": (
+        SortKey("risk", True, int),
+        SortKey("submitted_at", kind=datetime),
+        SortKey("id", kind=uuid.UUID),
+    ),
+}
 
 
 def _get_request_for_staff(request_id: UUID) -> UnblockRequest:
-    queryset = UnblockRequest.objects.select_related("tenant").prefetch_related("blocks")
+    queryset = UnblockRequest.objects.select_related("tenant", "assignee").prefetch_related("blocks")
     return get_object_or_404(queryset, pk=request_id)
 
 
+def filtered_queue(request: HttpRequest, form: QueueFilterForm) -> UnblockRequestQuerySet:
+    reqs = UnblockRequest.objects.open()
+    if not form.is_valid():
+        return reqs
+    data = form.cleaned_data
+    if data["state"]:
+        reqs = reqs.filter(state=data["state"])
+    if data["band"]:
+        reqs = reqs.filter(risk_band=data["band"])
+    if data["overdue"]:
+        reqs = reqs.overdue(settings.REVIEW_SLA_HOURS)
+    if data["assignee"] == "mine":
+        reqs = reqs.assigned_to(request.user)
+    elif data["assignee"] == "unassigned":
+        reqs = reqs.unassigned()
+    elif data["assignee"]:
+        reqs = reqs.filter(assignee_id=data["assignee"])
+    if data["failing"]:
+        reqs = reqs.failing(data["failing"])
+    if data["tenant"]:
+        reqs = reqs.filter(tenant__external_id=data["tenant"])
+    if data["q"]:
+        reqs = reqs.search(data["q"])
+    return reqs
+
+
 @staff_required
-def queue(request: HttpRequest) -> HttpResponse:
-    reqs = (
-        UnblockRequest.objects.open()
-        .select_related("tenant")
-        .prefetch_related("blocks")
-        .order_by("submitted_at")
+def queue(request: HtmxHttpRequest) -> HttpResponse:
+    form = QueueFilterForm(request.GET or None)
+    reqs = filtered_queue(request, form)
+    sort = str(request.GET.get("sort")) if request.GET.get("sort") in dict(SORTS) else "oldest"
+    page = paginate(
+        reqs.annotate(risk=Coalesce("risk_score", -1))
+        .select_related("tenant", "assignee")
+        .prefetch_related("blocks"),
+        SORT_KEYS[sort],
+        request.GET.get("after", ""),
+        PAGE_SIZE,
     )
-    return render(request, "review/queue.html", {"reqs": reqs[:200]})
+    now = timezone.now()
+    sla = settings.REVIEW_SLA_HOURS * 3600
+    for req in page.rows:
+        waited = (now - req.submitted_at).total_seconds() if req.submitted_at else 0
+        req.overdue = waited > sla  # type: ignore[attr-defined]
+        req.failing_list = [c for c in req.failing_checks.split(",") if c]  # type: ignore[attr-defined]
+    params = request.GET.copy()
+    params.pop("after", None)
+    context = {
+        "form": form,
+        "page": page,
+        "params": params.urlencode(),
+        "sla_hours": settings.REVIEW_SLA_HOURS,
+    }
+    template = "review/queue.html"
+    if request.htmx and request.htmx.target == "queue-table":
+        return render(request, template + "#table", context)
+    open_reqs = UnblockRequest.objects.open().order_by()
+    by_state = dict(open_reqs.values_list("state").annotate(n=Count("id")))
+    by_band = dict(open_reqs.values_list("risk_band").annotate(n=Count("id")))
+    context["state_counts"] = [(s.value, s.label, by_state.get(s.value, 0)) for s in OPEN_STATES]
+    context["band_counts"] = [(value, label, by_band.get(value, 0)) for value, label in RiskBand.choices]
+    context["bulk_form"] = BulkForm()
+    return render(request, template, context)
 
 
 @staff_required
@@ -41,6 +130,11 @@ def request_detail(request: HtmxHttpRequest, request_id: UUID) -> HttpResponse:
     template = "review/request.html"
     if request.htmx:
         return render(request, template + "#checks", {"req": req, "vetting": vetting})
+    return render(request, template, _detail_context(request, req, vetting=vetting))
+
+
+def _detail_context(request: HttpRequest, req: UnblockRequest, **forms: object) -> dict[str, object]:
+    cidrs = [b.cidr for b in req.blocks.all()]
     addresses = [
         {
             "cidr": block.cidr,
@@ -52,19 +146,146 @@ def request_detail(request: HtmxHttpRequest, request_id: UUID) -> HttpResponse:
         }
         for block in req.blocks.all()
     ]
-    return render(
-        request,
-        template,
-        {
-            "req": req,
-            "vetting": vetting,
-            "addresses": addresses,
-            "messages_all": req.messages.all(),
-            "earlier": UnblockRequest.objects.for_tenant(req.tenant)
-            .exclude(pk=req.pk)
-            .order_by("-created_at")[:10],
-        },
-    )
+    context: dict[str, object] = {
+        "req": req,
+        "vetting": forms.pop("vetting", None) or summarize(req, for_staff=True),
+        "addresses": addresses,
+        "conversation": req.messages.all(),
+        "earlier": UnblockRequest.objects.for_tenant(req.tenant)
+        .exclude(pk=req.pk)
+        .order_by("-created_at")[:10],
+        "exemptions": req.tenant.exemptions.order_by("-created_at")[:10],
+        "approvals": req.approvals.select_related("approver"),
+        "four_eyes": four_eyes_reasons(req),
+        "is_approver": is_approver(user_of(request)),
+        "trail": AuditEvent.objects.for_object(req).order_by("at", "id"),
+        "approve_form": ApproveForm(cidrs=cidrs),
+        "deny_form": DenyForm(),
+        "question_form": QuestionForm(),
+        "note_form": NoteForm(),
+        "assign_form": AssignForm(initial={"assignee": req.assignee_id}),
+    }
+    context.update(forms)
+    return context
+
+
+def _decide(
+    request: HttpRequest, req: UnblockRequest, form_name: str, form: object, run: Callable[[], str]
+) -> HttpResponse:
+    """Run a decision and redirect, or show the page again with the form's errors or the conflict."""
+    try:
+        message = run()
+    except (DecisionRefused, IllegalTransition) as exc:
+        req.refresh_from_db()
+        status = 409 if isinstance(exc, IllegalTransition) else 403
+        messages.error(request, str(exc))
+        return render(
+            request, "review/request.html", _detail_context(request, req, **{form_name: form}), status=status
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return render(
+            request, "review/request.html", _detail_context(request, req, **{form_name: form}), status=400
+        )
+    messages.success(request, message)
+    return redirect("staff:request", request_id=req.id)
+
+
+@require_POST
+@staff_required
+def approve(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    req = _get_request_for_staff(request_id)
+    form = ApproveForm(request.POST, cidrs=[b.cidr for b in req.blocks.all()])
+    if not form.is_valid():
+        return render(
+            request, "review/request.html", _detail_context(request, req, approve_form=form), status=400
+        )
+
+    def run() -> str:
+        outcome = decisions.approve(
+            req=req,
+            user=user_of(request),
+            cidrs=form.cleaned_data["cidrs"],
+            expires_at=form.expires_at(),
+            note=form.cleaned_data["note"],
+        )
+        if not outcome.final:
+            return f"First approval recorded; the request now waits for {outcome.waiting_for}."
+        return f"Approved: {len(outcome.exemptions)} exemption(s) created."
+
+    return _decide(request, req, "approve_form", form, run)
+
+
+@require_POST
+@staff_required
+def deny(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    req = _get_request_for_staff(request_id)
+    form = DenyForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "review/request.html", _detail_context(request, req, deny_form=form), status=400
+        )
+
+    def run() -> str:
+        decisions.deny(req=req, user=user_of(request), reason=form.cleaned_data["reason"])
+        return "Denied; the customer has been told why."
+
+    return _decide(request, req, "deny_form", form, run)
+
+
+@require_POST
+@staff_required
+def request_info(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    req = _get_request_for_staff(request_id)
+    form = QuestionForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "review/request.html", _detail_context(request, req, question_form=form), status=400
+        )
+
+    def run() -> str:
+        decisions.request_info(req=req, user=user_of(request), question=form.cleaned_data["question"])
+        return "Question sent; the request waits for the customer's answer."
+
+    return _decide(request, req, "question_form", form, run)
+
+
+@require_POST
+@staff_required
+def add_note(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    req = _get_request_for_staff(request_id)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "review/request.html", _detail_context(request, req, note_form=form), status=400
+        )
+
+    def run() -> str:
+        decisions.add_note(req=req, user=user_of(request), text=form.cleaned_data["text"])
+        return "Note added (staff only)."
+
+    return _decide(request, req, "note_form", form, run)
+
+
+@require_POST
+@staff_required
+def assign(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    req = _get_request_for_staff(request_id)
+    if request.POST.get("claim"):
+        form = AssignForm({"assignee": user_of(request).pk})
+    else:
+        form = AssignForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "review/request.html", _detail_context(request, req, assign_form=form), status=400
+        )
+    assignee: User | None = form.cleaned_data["assignee"]
+
+    def run() -> str:
+        decisions.assign(req=req, user=user_of(request), assignee=assignee)
+        return f"Assigned to {assignee.email}." if assignee else "Released: the request is unassigned."
+
+    return _decide(request, req, "assign_form", form, run)
 
 
 @require_POST
@@ -74,3 +295,48 @@ def request_recheck(request: HttpRequest, request_id: UUID) -> HttpResponse:
     actions.recheck_request(req=req, actor=Actor(user=user_of(request)), by_staff=True)
     messages.success(request, "The checks will run again in a few seconds.")
     return redirect("staff:request", request_id=req.id)
+
+
+@require_POST
+@staff_required
+def bulk(request: HttpRequest) -> HttpResponse:
+    form = BulkForm(request.POST)
+    ids = []
+    for value in request.POST.getlist("ids"):
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    if not ids or not form.is_valid():
+        messages.error(request, "Select at least one request and an action.")
+        return redirect(request.POST.get("next") or "staff:home")
+    user = user_of(request)
+    action = form.cleaned_data["action"]
+    reason = "\n\n".join(
+        p
+        for p in (
+            (form.cleaned_data["canned"].text if form.cleaned_data["canned"] else ""),
+            form.cleaned_data["text"].strip(),
+        )
+        if p
+    )
+    if action == "deny" and not reason:
+        messages.error(request, "Pick or write a reason to deny: the customers need to know why.")
+        return redirect(request.POST.get("next") or "staff:home")
+    done, skipped = 0, []
+    for req in UnblockRequest.objects.filter(pk__in=ids).select_related("tenant"):
+        try:
+            if action == "deny":
+                decisions.deny(req=req, user=user, reason=reason)
+            else:
+                target = user if action == "claim" else form.cleaned_data["assignee"]
+                decisions.assign(req=req, user=user, assignee=target)
+        except (DecisionRefused, IllegalTransition) as exc:
+            skipped.append(f"{req.reference}: {exc}")
+        else:
+            done += 1
+    messages.success(request, f"{done} request(s) updated.")
+    for line in skipped:
+        messages.warning(request, f"Skipped {line}")
+    next_url = request.POST.get("next", "")
+    return redirect(next_url if next_url.startswith("/review/") else "staff:home")

@@ -73,7 +73,7 @@ def save_request(
             after=after,
         )
         if submit:
-            _change_state(req, "submit", actor=actor)
+            change_state(req, "submit", actor=actor)
             queue_vetting(req, reason=RunReason.SUBMITTED, requested_by=actor.label)
         return req
 
@@ -92,7 +92,7 @@ def submit_request(*, req: UnblockRequest, actor: Actor) -> UnblockRequest:
             raise ValidationError(
                 "This draft is incomplete: " + " ".join(missing.values()) + " Edit the draft to add it."
             )
-        _change_state(req, "submit", actor=actor)
+        change_state(req, "submit", actor=actor)
         queue_vetting(req, reason=RunReason.SUBMITTED, requested_by=actor.label)
         return req
 
@@ -107,39 +107,41 @@ def recheck_request(*, req: UnblockRequest, actor: Actor, by_staff: bool) -> Unb
 
 def withdraw_request(*, req: UnblockRequest, actor: Actor, reason: str = "") -> UnblockRequest:
     with transaction.atomic(durable=True):
-        _change_state(req, "withdraw", actor=actor, reason=reason)
+        change_state(req, "withdraw", actor=actor, reason=reason)
         return req
 
 
 def start_review(*, req: UnblockRequest, actor: Actor) -> UnblockRequest:
     with transaction.atomic(durable=True):
-        _change_state(req, "start_review", actor=actor)
+        change_state(req, "start_review", actor=actor)
         return req
 
 
 def ask_for_info(*, req: UnblockRequest, actor: Actor, question: str) -> UnblockRequest:
     with transaction.atomic(durable=True):
-        _change_state(req, "ask_for_info", actor=actor, reason=question)
-        _add_message(req, actor=actor, kind=MessageKind.QUESTION, body=question)
+        change_state(req, "ask_for_info", actor=actor, reason=question)
+        add_message(req, actor=actor, kind=MessageKind.QUESTION, body=question)
         return req
 
 
 def answer_request(*, req: UnblockRequest, actor: Actor, answer: str) -> UnblockRequest:
     with transaction.atomic(durable=True):
-        _change_state(req, "answer", actor=actor)
-        _add_message(req, actor=actor, kind=MessageKind.ANSWER, body=answer)
+        change_state(req, "answer", actor=actor)
+        add_message(req, actor=actor, kind=MessageKind.ANSWER, body=answer)
         return req
 
 
-def _add_message(req: UnblockRequest, *, actor: Actor, kind: str, body: str) -> Message:
+def add_message(
+    req: UnblockRequest, *, actor: Actor, kind: str, body: str, internal: bool = False
+) -> Message:
     message = Message.objects.create(
-        request=req, author=actor.user, author_label=actor.label, kind=kind, body=body
+        request=req, author=actor.user, author_label=actor.label, kind=kind, body=body, internal=internal
     )
     record(actor=actor, action=f"message.{kind}", obj=req, tenant_id=req.tenant_id, after={"body": body})
     return message
 
 
-def _change_state(req: UnblockRequest, action: str, *, actor: Actor, reason: str = "") -> None:
+def change_state(req: UnblockRequest, action: str, *, actor: Actor, reason: str = "") -> None:
     before, after = req.transition(action)
     record(
         actor=actor,
@@ -175,30 +177,41 @@ def approve_request(
 ) -> list[Exemption]:
     """Approve and create one exemption per approved block, in one transaction with the audit."""
     with transaction.atomic(durable=True):
-        blocks = list(req.blocks.all())
-        chosen = [b for b in blocks if cidrs is None or b.cidr in cidrs]
-        if not chosen:
-            raise ValidationError("Choose at least one of the request's addresses to approve.")
-        _change_state(req, "approve", actor=actor, reason=note)
-        if expires_at == "default":
-            expires_at = timezone.now() + timedelta(days=settings.EXEMPTION_DEFAULT_DAYS)
-        exemptions = []
-        for block in chosen:
-            exemption = Exemption(tenant_id=req.tenant_id, request=req, expires_at=expires_at)
-            exemption.set_network(block.network)
-            exemption.save()
-            record(
-                actor=actor,
-                action="exemption.activated",
-                obj=exemption,
-                tenant_id=req.tenant_id,
-                after={"cidr": exemption.cidr, "expires_at": expires_at.isoformat() if expires_at else None},
-            )
-            exemptions.append(exemption)
-        return exemptions
+        return approve_in_transaction(req, actor=actor, cidrs=cidrs, expires_at=expires_at, note=note)
+
+
+def approve_in_transaction(
+    req: UnblockRequest,
+    *,
+    actor: Actor,
+    cidrs: list[str] | None,
+    expires_at: datetime | Literal["default"] | None,
+    note: str,
+) -> list[Exemption]:
+    blocks = list(req.blocks.all())
+    chosen = [b for b in blocks if cidrs is None or b.cidr in cidrs]
+    if not chosen:
+        raise ValidationError("Choose at least one of the request's addresses to approve.")
+    change_state(req, "approve", actor=actor, reason=note)
+    if expires_at == "default":
+        expires_at = timezone.now() + timedelta(days=settings.EXEMPTION_DEFAULT_DAYS)
+    exemptions = []
+    for block in chosen:
+        exemption = Exemption(tenant_id=req.tenant_id, request=req, expires_at=expires_at)
+        exemption.set_network(block.network)
+        exemption.save()
+        record(
+            actor=actor,
+            action="exemption.activated",
+            obj=exemption,
+            tenant_id=req.tenant_id,
+            after={"cidr": exemption.cidr, "expires_at": expires_at.isoformat() if expires_at else None},
+        )
+        exemptions.append(exemption)
+    return exemptions
 
 
 def deny_request(*, req: UnblockRequest, actor: Actor, reason: str) -> UnblockRequest:
     with transaction.atomic(durable=True):
-        _change_state(req, "deny", actor=actor, reason=reason)
+        change_state(req, "deny", actor=actor, reason=reason)
         return req

@@ -3,7 +3,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.pagination import CursorPagination
@@ -13,10 +13,11 @@ from rest_framework.response import Response
 from portal.accounts.api_auth import CustomerScope, actor_of, api_key_of
 from portal.accounts.models import Tenant
 from portal.unblock import actions
-from portal.unblock.models import UnblockRequest
+from portal.unblock.models import State, UnblockRequest
 from portal.unblock.serializers import (
     ReasonSerializer,
     RequestInputSerializer,
+    RequestPageSerializer,
     RequestSerializer,
     TextSerializer,
 )
@@ -42,7 +43,21 @@ def _get_request(request: Request, request_id: UUID) -> UnblockRequest:
 
 
 @extend_schema(
-    request=RequestInputSerializer, responses={200: RequestSerializer(many=True), 201: RequestSerializer}
+    methods=["GET"],
+    operation_id="requests_list",
+    summary="List requests, newest first",
+    parameters=[
+        OpenApiParameter("state", enum=State.values, description="Only requests in this state."),
+        OpenApiParameter("cursor", str, description="Opaque; follow the next and previous links."),
+        OpenApiParameter("page_size", int, description=f"1 to {NewestFirst.max_page_size}; 50 by default."),
+    ],
+    responses=RequestPageSerializer,
+)
+@extend_schema(
+    methods=["POST"],
+    summary="File a request",
+    request=RequestInputSerializer,
+    responses={201: RequestSerializer},
 )
 @api_view(["GET", "POST"])
 @permission_classes([CustomerScope])
@@ -84,7 +99,7 @@ def request_detail(request: Request, request_id: UUID) -> Response:
     return Response(RequestSerializer(req).data)
 
 
-@extend_schema(request=None, responses=RequestSerializer)
+@extend_schema(summary="Submit a draft for review", request=None, responses=RequestSerializer)
 @api_view(["POST"])
 @permission_classes([CustomerScope])
 def request_submit(request: Request, request_id: UUID) -> Response:
@@ -93,7 +108,9 @@ def request_submit(request: Request, request_id: UUID) -> Response:
     return Response(RequestSerializer(_get_request(request, request_id)).data)
 
 
-@extend_schema(request=ReasonSerializer, responses=RequestSerializer)
+@extend_schema(
+    summary="Withdraw a draft or an open request", request=ReasonSerializer, responses=RequestSerializer
+)
 @api_view(["POST"])
 @permission_classes([CustomerScope])
 def request_withdraw(request: Request, request_id: UUID) -> Response:

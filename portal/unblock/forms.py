@@ -41,9 +41,7 @@ class UnblockRequestForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
         help_text="The domains in your From: addresses, one per line.",
     )
-    expected_daily_volume = forms.IntegerField(
-        label="Expected messages per day", required=False, min_value=1, max_value=rules.MAX_DAILY_VOLUME
-    )
+    expected_daily_volume = forms.IntegerField(label="Expected messages per day", required=False)
     bounce_handling = forms.CharField(
         label="How do you handle bounces and complaints?",
         required=False,
@@ -105,6 +103,9 @@ class UnblockRequestForm(forms.Form):
 
     def clean_sending_domains(self) -> list[str]:
         return rules.clean_domains(rules.split_entries(self.cleaned_data["sending_domains"]))
+
+    def clean_expected_daily_volume(self) -> int | None:
+        return rules.clean_volume(self.cleaned_data["expected_daily_volume"])
 
     def clean_abuse_contact(self) -> str:
         return rules.clean_abuse_contact(self.cleaned_data["abuse_contact"])

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from portal.accounts.models import Tenant
 from portal.core.blocks import BlockQuerySet, IPBlock
+from portal.lib.ipblocks import BlockError, parse_block
 
 
 class State(models.TextChoices):
@@ -53,6 +57,7 @@ ACTION_PAST = {
     "approve": "approved",
     "deny": "denied",
     "withdraw": "withdrawn",
+    "assign": "assigned (only open requests can be)",
 }
 
 
@@ -77,6 +82,32 @@ class UnblockRequestQuerySet(models.QuerySet["UnblockRequest"]):
 
     def open(self) -> UnblockRequestQuerySet:
         return self.filter(state__in=OPEN_STATES)
+
+    def overdue(self, hours: int) -> UnblockRequestQuerySet:
+        return self.open().filter(submitted_at__lt=timezone.now() - timedelta(hours=hours))
+
+    def assigned_to(self, user: AbstractBaseUser | AnonymousUser) -> UnblockRequestQuerySet:
+        return self.filter(assignee_id=user.pk)
+
+    def unassigned(self) -> UnblockRequestQuerySet:
+        return self.filter(assignee__isnull=True)
+
+    def failing(self, check: str) -> UnblockRequestQuerySet:
+        return self.filter(failing_checks__contains=f",{check},")
+
+    def search(self, text: str) -> UnblockRequestQuerySet:
+        """Tenant name or external id, an address or block, or a sending domain."""
+        text = text.strip()
+        try:
+            network = parse_block(text)
+        except BlockError:
+            return self.annotate(domains_text=Cast("sending_domains", models.TextField())).filter(
+                Q(tenant__name__icontains=text)
+                | Q(tenant__external_id__iexact=text)
+                | Q(domains_text__icontains=text.lower())
+            )
+        blocks = RequestedBlock.objects.overlapping(network).values("request_id")
+        return self.filter(pk__in=blocks)
 
 
 class UnblockRequest(models.Model):
@@ -104,6 +135,11 @@ class UnblockRequest(models.Model):
     risk_score = models.PositiveIntegerField(null=True, blank=True)
     risk_band = models.CharField(max_length=8, blank=True)
     vetted_at = models.DateTimeField(null=True, blank=True)
+    # ",rdns,spf," so that "failing check X" is a portable LIKE filter.
+    failing_checks = models.CharField(max_length=300, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="assigned_requests"
+    )
 
     objects = UnblockRequestQuerySet.as_manager()
 
@@ -177,6 +213,7 @@ class MessageKind(models.TextChoices):
     QUESTION = "question", "Question from the reviewer"
     ANSWER = "answer", "Answer from the customer"
     COMMENT = "comment", "Comment"
+    NOTE = "note", "Internal note"
 
 
 class MessageQuerySet(models.QuerySet["Message"]):

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.accounts.models import Tenant
@@ -81,6 +82,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 class RequestSerializer(serializers.ModelSerializer[UnblockRequest]):
     tenant = serializers.CharField(source="tenant.external_id")
     addresses = serializers.SerializerMethodField()
+    sending_domains = serializers.ListField(child=serializers.CharField())
     messages = serializers.SerializerMethodField()
     aup_accepted = serializers.SerializerMethodField()
 
@@ -110,11 +112,20 @@ class RequestSerializer(serializers.ModelSerializer[UnblockRequest]):
     def get_addresses(self, req: UnblockRequest) -> list[str]:
         return [b.cidr for b in req.blocks.all()]
 
+    @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, req: UnblockRequest) -> list[dict[str, Any]]:
         return list(MessageSerializer(req.messages.visible_to_customer(), many=True).data)
 
     def get_aup_accepted(self, req: UnblockRequest) -> bool:
         return req.aup_accepted_at is not None
+
+
+class RequestPageSerializer(serializers.Serializer[dict[str, Any]]):
+    """One page of GET /api/v1/requests/ (documents the cursor pagination's envelope)."""
+
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last one.")
+    previous = serializers.URLField(allow_null=True)
+    results = RequestSerializer(many=True)
 
 
 class TextSerializer(serializers.Serializer[dict[str, str]]):

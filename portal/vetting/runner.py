@@ -107,8 +107,12 @@ def vet(run: VettingRun) -> Assessment:
             route=route,
             breakdown=assessment.breakdown,
         )
+        failing = sorted({f.check for f in findings if f.outcome in (FAIL, ERROR)})
         UnblockRequest.objects.filter(pk=req.pk).update(
-            risk_score=assessment.score, risk_band=assessment.band, vetted_at=timezone.now()
+            risk_score=assessment.score,
+            risk_band=assessment.band,
+            vetted_at=timezone.now(),
+            failing_checks=f",{','.join(failing)}," if failing else "",
         )
         record(
             actor=SYSTEM,
@@ -119,7 +123,7 @@ def vet(run: VettingRun) -> Assessment:
                 "score": assessment.score,
                 "band": assessment.band,
                 "route": route,
-                "failing": sorted({f.check for f in findings if f.outcome in (FAIL, ERROR)}),
+                "failing": failing,
             },
         )
     apply_route(req, route, assessment)
