@@ -65,7 +65,7 @@ SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 ACCEPTABLE_USE_URL = os.environ.get("ACCEPTABLE_USE_URL", "")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "portal.core",
     "portal.audit",
     "portal.accounts",
@@ -95,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -145,6 +148,12 @@ else:
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME") or None
+
+# A shared cache (Redis) makes /metrics counters add up across processes; optional.
+if os.environ.get("CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -317,7 +326,36 @@ REVIEW_SLA_HOURS = envint("REVIEW_SLA_HOURS", 24)
 FOUR_EYES_RISK_BANDS = envlist("FOUR_EYES_RISK_BANDS", "high")
 FOUR_EYES_FOR_BLOCKS = envbool("FOUR_EYES_FOR_BLOCKS", "True")
 FOUR_EYES_TENANT_MIN_AGE_DAYS = envint("FOUR_EYES_TENANT_MIN_AGE_DAYS", 90)
+
+# Two-factor authentication with an authenticator app (TOTP, django-otp): anyone may turn it on;
+# REQUIRE_STAFF_2FA makes staff pages and the admin ask for it.
 REQUIRE_STAFF_2FA = envbool("REQUIRE_STAFF_2FA", "False")
+OTP_TOTP_ISSUER = SITE_NAME
+# After n wrong codes in a row a device refuses every code for 2^(n-1) seconds.
+OTP_TOTP_THROTTLE_FACTOR = 1
+# Admins may remove someone's device (a lost phone) but never see its secret.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Webhooks (Standard Webhooks). Private targets need their network allow-listed (SSRF).
+WEBHOOK_ALLOWED_NETWORKS = envlist("WEBHOOK_ALLOWED_NETWORKS")
+WEBHOOK_ALLOW_HTTP = envbool("WEBHOOK_ALLOW_HTTP", "False")
+WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("WEBHOOK_CONNECT_TIMEOUT", "5"))
+WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "15"))
+WEBHOOK_CONCURRENCY = envint("WEBHOOK_CONCURRENCY", 8)
+# Seconds to wait after each failed attempt (Svix-like); after the last one the message fails.
+WEBHOOK_RETRY_SCHEDULE = [int(x) for x in envlist("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")]
+WEBHOOK_DISABLE_AFTER_HOURS = envint("WEBHOOK_DISABLE_AFTER_HOURS", 120)
+WEBHOOK_SECRET_OVERLAP_HOURS = envint("WEBHOOK_SECRET_OVERLAP_HOURS", 24)
+
+# Periodic jobs and the abuse loop.
+EXPIRY_CHECK_SECONDS = envint("EXPIRY_CHECK_SECONDS", 60)
+DNSBL_MONITOR_MINUTES = envint("DNSBL_MONITOR_MINUTES", 60)
+SUSPEND_ON_LISTS = envlist("SUSPEND_ON_LISTS", "SBL,CSS,XBL,DROP,BCL")
+SUSPEND_AFTER_COMPLAINTS = envint("SUSPEND_AFTER_COMPLAINTS", 3)
+SUSPEND_COMPLAINT_WINDOW_HOURS = envint("SUSPEND_COMPLAINT_WINDOW_HOURS", 24)
+WORKER_HEARTBEAT_MAX_AGE_SECONDS = envint("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 120)
+
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 API_KEY_HASH_SECRET = os.environ.get("API_KEY_HASH_SECRET", SECRET_KEY)
 

@@ -2,8 +2,10 @@
 
     .venv/bin/python docs/screenshots/take.py
 
-Builds a throwaway SQLite database with the demo data, serves the portal on a free port, signs in
-as the demo customer and writes the PNGs next to this file. Nothing outside /tmp is touched.
+Builds a throwaway SQLite database (in a temporary directory, removed afterwards) with the demo
+data, serves the portal on a free port, signs in as the demo customer and writes the PNGs next to
+this file: the request list, a request that needs information, and the new-request form showing
+an inline error, on a laptop and on a phone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
@@ -32,8 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def free_port() -> int:
@@ -48,7 +52,7 @@ def demo_server(env: dict[str, str]) -> Iterator[str]:
     """Serve the portal from `env`'s database until the block ends; yields its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
+    server = subprocess.Popen(  # noqa: S603 - our own manage.py with fixed arguments
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
         cwd=ROOT,
         env=env,
@@ -71,47 +75,45 @@ def demo_server(env: dict[str, str]) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def take_screenshots(url: str) -> list[Path]:
-    from playwright.sync_api import Page, expect, sync_playwright
+def signed_in_page(browser: Browser, url: str, viewport: ViewportSize, password: str) -> Page:
+    page = browser.new_context(viewport=viewport).new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{url}/login/")
+    page.get_by_label("Email").fill("alice@acme.example")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{url}/requests/")
+    return page
 
-    from portal.accounts.management.commands.seed_demo import DEMO_PASSWORD
 
+def show_form_error(page: Page, url: str) -> None:
+    page.goto(f"{url}/requests/new/")
+    page.get_by_label("Addresses").fill("203.0.113.9/29")
+    page.get_by_label("Addresses").blur()
+    expect(page.locator("#feedback-addresses")).to_contain_text("host bits set")
+    page.wait_for_timeout(400)  # let Pico's 0.2 s border-colour transition finish
+
+
+def take_screenshots(url: str, password: str) -> list[Path]:
     written: list[Path] = []
 
     def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
-        path = OUT / name
-        page.screenshot(path=path, full_page=full_page)
-        written.append(path)
-
-    def show_form_error(page: Page) -> None:
-        page.goto(f"{url}/requests/new/")
-        page.get_by_label("Addresses").fill("203.0.113.9/29")
-        page.get_by_label("Addresses").blur()
-        expect(page.locator("#feedback-addresses")).to_contain_text("host bits set")
+        page.screenshot(path=OUT / name, full_page=full_page)
+        written.append(OUT / name)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        for viewport in (LAPTOP, PHONE):
-            context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-            context.set_default_timeout(10_000)
-            page = context.new_page()
-            page.goto(f"{url}/login/")
-            page.get_by_label("Email").fill("alice@acme.example")
-            page.get_by_label("Password").fill(DEMO_PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{url}/requests/")
-            if viewport is PHONE:
-                show_form_error(page)
-                shoot(page, "request-form-phone.png", full_page=False)
-                context.close()
-                continue
-            shoot(page, "request-list.png")
-            page.get_by_role("row").filter(has_text="Needs information").get_by_role("link").click()
-            expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
-            shoot(page, "request-detail.png")
-            show_form_error(page)
-            shoot(page, "request-form.png", full_page=False)
-            context.close()
+        laptop = signed_in_page(browser, url, LAPTOP, password)
+        shoot(laptop, "request-list.png")
+        laptop.get_by_role("row").filter(has_text="Needs information").get_by_role("link").click()
+        expect(laptop.get_by_role("heading", name="Timeline")).to_be_visible()
+        shoot(laptop, "request-detail.png")
+        show_form_error(laptop, url)
+        shoot(laptop, "request-form.png", full_page=False)
+
+        phone = signed_in_page(browser, url, PHONE, password)
+        show_form_error(phone, url)
+        shoot(phone, "request-form-phone.png", full_page=False)
         browser.close()
     return written
 
@@ -125,11 +127,13 @@ def main() -> None:
     from django.core.management import call_command
 
     django.setup()
+    from portal.accounts.management.commands.seed_demo import DEMO_PASSWORD
+
     try:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo")
         with demo_server(env) as url:
-            for path in take_screenshots(url):
+            for path in take_screenshots(url, DEMO_PASSWORD):
                 print(path.relative_to(ROOT))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

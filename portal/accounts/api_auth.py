@@ -10,7 +10,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from portal.accounts.models import Actor, ApiKey, Scope
+from portal.accounts.models import Actor, ApiKey, Scope, is_staff_member
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -71,8 +71,23 @@ class ProvisioningScope(_ScopePermission):
 
 
 class ReviewerScope(_ScopePermission):
+    """A reviewer key acts as the staff user it was issued to, so that roles, separation of
+    duties and four-eyes apply to it as they do in the browser."""
+
     scope = Scope.REVIEWER
     message = "This operation needs a reviewer API key."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        user = api_key_of(request).created_by
+        if user is None or not user.is_active or not is_staff_member(user):
+            self.message = (
+                "This reviewer key is not tied to an active reviewer, approver or admin; issue a "
+                "new one with manage.py create_api_key --scope reviewer --user EMAIL."
+            )
+            return False
+        return True
 
 
 class EnforcementScope(_ScopePermission):

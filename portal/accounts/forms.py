@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.models import Tenant, TenantQuerySet
+from portal.accounts.two_factor import TokenRefused, check_token
 
 
 class ApiKeyForm(forms.Form):
@@ -23,3 +25,22 @@ class ApiKeyForm(forms.Form):
         if tenants.count() == 1:
             field.initial = tenants.first()
             field.widget = forms.HiddenInput()
+
+
+class TokenForm(forms.Form):
+    """A code from the person's authenticator app, checked against their device when cleaned."""
+
+    token = forms.CharField(label="Code", max_length=16)
+
+    def __init__(self, *args: Any, device: TOTPDevice, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.device = device
+
+    def clean_token(self) -> str:
+        # Apps show the code as "123 456"; people type it that way too.
+        token = "".join(self.cleaned_data["token"].split())
+        try:
+            self.device = check_token(self.device, token)
+        except TokenRefused as refused:
+            raise forms.ValidationError(str(refused), code="refused") from None
+        return token

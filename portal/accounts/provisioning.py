@@ -17,6 +17,8 @@ from django.utils.http import urlsafe_base64_encode
 
 from portal.accounts.models import Actor, Allocation, Membership, Tenant
 from portal.audit.log import record
+from portal.enforcement.actions import move
+from portal.enforcement.models import Exemption
 from portal.lib.ipblocks import Network
 from portal.notifications.outbox import queue_email
 
@@ -110,6 +112,7 @@ def _sync_allocations(tenant: Tenant, wanted: list[Network]) -> tuple[list[str],
             allocation.released_at = now
             allocation.save(update_fields=["released_at"])
             released.append(allocation.cidr)
+            _revoke_exemptions_inside(tenant, allocation)
     allocated = []
     errors = []
     for network in wanted:
@@ -135,6 +138,21 @@ def _sync_allocations(tenant: Tenant, wanted: list[Network]) -> tuple[list[str],
     if errors:
         raise ValidationError({"allocations": errors})
     return allocated, released
+
+
+def _revoke_exemptions_inside(tenant: Tenant, allocation: Allocation) -> None:
+    # An exemption belongs to the holder of the address: once released, the next holder must
+    # not inherit the right to send on port 25.
+    actor = Actor.of_system("allocation released")
+    for exemption in (
+        Exemption.objects.filter(tenant=tenant)
+        .in_force()
+        .overlapping(allocation.network)
+        .select_related("tenant")
+    ):
+        move(
+            exemption, "exemption.revoked", actor=actor, reason=f"Allocation {allocation.cidr} was released."
+        )
 
 
 def _sync_members(tenant: Tenant, emails: list[str]) -> tuple[list[str], list[str]]:

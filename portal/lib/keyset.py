@@ -33,7 +33,14 @@ def _encode_value(value: Any) -> Any:
 
 def _decode_value(value: Any, kind: type) -> Any:
     if kind is datetime:
-        return datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            raise ValueError("cursor datetimes carry their time zone")
+        return when
+    if kind is int and not isinstance(value, int):
+        raise ValueError("not an integer")
+    if not isinstance(value, str):
+        raise ValueError("not a string")  # uuid.UUID(5) would raise AttributeError
     return kind(value)
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from portal.accounts.models import Actor, Tenant
 from portal.audit.log import record
+from portal.enforcement import suspension
 from portal.lib.ipblocks import Network
 from portal.reputation.arf import FeedbackReport, parse_arf
 from portal.reputation.models import Kind, ReputationEvent, Source
@@ -52,6 +53,7 @@ def ingest_event(*, spec: EventSpec, actor: Actor) -> ReputationEvent:
             reported_by=actor.label,
         )
         event.save()
+        suspension.apply_policy(event)
         record(
             actor=actor,
             action="reputation.recorded",

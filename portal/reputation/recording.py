@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 
+from portal.enforcement import suspension
 from portal.lib.ipblocks import Network
 from portal.reputation.models import Kind, ListingStatus, ReputationEvent, Source, holder_at
 
@@ -85,4 +86,5 @@ def record_listing(
                 summary=f"No longer listed on {zone}",
             )
         event.save()
+        suspension.apply_policy(event)
         return event

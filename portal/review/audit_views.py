@@ -108,5 +108,6 @@ def _csv(events: AuditEventQuerySet) -> StreamingHttpResponse:
 
 
 def _safe(text: str) -> str:
-    # Spreadsheets execute cells that start with these characters (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    # Spreadsheets execute cells that start with these characters (CSV injection); a leading
+    # tab or carriage return is dropped by some of them, exposing the character after it.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

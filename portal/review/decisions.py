@@ -9,11 +9,17 @@ from datetime import datetime
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from portal.accounts.models import Actor, roles_of
+from portal.accounts.models import Actor
 from portal.audit.log import record
 from portal.enforcement.models import Exemption
 from portal.review.models import Approval
-from portal.review.policy import DecisionRefused, ensure_may_act, four_eyes_reasons, is_approver
+from portal.review.policy import (
+    DecisionRefused,
+    ensure_may_act,
+    ensure_may_be_assigned,
+    four_eyes_reasons,
+    is_approver,
+)
 from portal.unblock import actions
 from portal.unblock.models import IllegalTransition, MessageKind, State, UnblockRequest
 
@@ -72,6 +78,14 @@ def approve(
                 raise DecisionRefused(
                     "The final approval of this request needs someone with the approver role."
                 )
+            # Every approved address needs both pairs of eyes: the final approval confirms the
+            # first one's addresses (or fewer), never more.
+            cidrs = cidrs or list(first.cidrs)
+            if extra := [c for c in cidrs if c not in first.cidrs]:
+                raise DecisionRefused(
+                    f"The first approval covers only {', '.join(first.cidrs)}; {', '.join(extra)} "
+                    "would have a single approval. Approve those addresses or fewer."
+                )
         Approval.objects.create(
             request=req,
             approver=user,
@@ -107,8 +121,7 @@ def request_info(*, req: UnblockRequest, user: User, question: str) -> UnblockRe
 def add_note(*, req: UnblockRequest, user: User, text: str) -> None:
     with transaction.atomic(durable=True):
         req = _lock(req)
-        if not roles_of(user):
-            raise DecisionRefused("Only staff can add internal notes.")
+        ensure_may_act(user, req)
         actions.add_message(req, actor=Actor(user=user), kind=MessageKind.NOTE, body=text, internal=True)
 
 
@@ -118,7 +131,7 @@ def assign(*, req: UnblockRequest, user: User, assignee: User | None) -> Unblock
         req = _lock(req)
         ensure_may_act(user, req)
         if assignee is not None:
-            ensure_may_act(assignee, req)
+            ensure_may_be_assigned(assignee, req)
         if not req.is_open:
             raise IllegalTransition("assign", req.state)
         before = req.assignee.email if req.assignee else None

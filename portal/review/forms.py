@@ -5,13 +5,13 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import Q
 from django.utils import timezone
 
 from portal.accounts.models import STAFF_ROLES
 from portal.review.models import DenialReason
-from portal.unblock.models import OPEN_STATES
+from portal.unblock.models import OPEN_STATES, UnblockRequestQuerySet
 from portal.unblock.rules import TEXT_LIMIT
 from portal.vetting.models import RiskBand
 from portal.vetting.summary import CHECK_TITLES
@@ -49,6 +49,33 @@ class QueueFilterForm(forms.Form):
         field = self.fields["assignee"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = choices
+
+    def apply(
+        self, reqs: UnblockRequestQuerySet, *, user: AbstractBaseUser | AnonymousUser
+    ) -> UnblockRequestQuerySet:
+        """The queue (web page and reviewer API) narrowed by these filters; `user` is "mine"."""
+        if not self.is_valid():
+            return reqs
+        data = self.cleaned_data
+        if data["state"]:
+            reqs = reqs.filter(state=data["state"])
+        if data["band"]:
+            reqs = reqs.filter(risk_band=data["band"])
+        if data["overdue"]:
+            reqs = reqs.overdue(settings.REVIEW_SLA_HOURS)
+        if data["assignee"] == "mine":
+            reqs = reqs.assigned_to(user)
+        elif data["assignee"] == "unassigned":
+            reqs = reqs.unassigned()
+        elif data["assignee"]:
+            reqs = reqs.filter(assignee_id=data["assignee"])
+        if data["failing"]:
+            reqs = reqs.failing(data["failing"])
+        if data["tenant"]:
+            reqs = reqs.filter(tenant__external_id=data["tenant"])
+        if data["q"]:
+            reqs = reqs.search(data["q"])
+        return reqs
 
 
 class ApproveForm(forms.Form):

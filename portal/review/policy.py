@@ -36,5 +36,15 @@ def ensure_may_act(user: User, req: UnblockRequest) -> None:
         )
 
 
+def ensure_may_be_assigned(assignee: User, req: UnblockRequest) -> None:
+    if not roles_of(assignee):
+        raise DecisionRefused(f"{assignee.email} is not a reviewer, approver or admin.")
+    if Membership.objects.filter(user=assignee, tenant_id=req.tenant_id).exists():
+        raise DecisionRefused(
+            f"{assignee.email} is a member of {req.tenant.name}, so they can't act on its requests; "
+            "assign another reviewer."
+        )
+
+
 def is_approver(user: User) -> bool:
     return bool(roles_of(user) & {"approver", "admin"})

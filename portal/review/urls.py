@@ -1,5 +1,6 @@
 from django.urls import path
 
+from portal.enforcement import views as enforcement_views
 from portal.review import audit_views, views
 
 app_name = "staff"
@@ -8,6 +9,20 @@ urlpatterns = [
     path("", views.queue, name="home"),
     path("bulk/", views.bulk, name="bulk"),
     path("audit/", audit_views.audit_log, name="audit"),
+    path("exemptions/", enforcement_views.exemption_list, name="exemptions"),
+    path(
+        "exemptions/<uuid:exemption_id>/<str:event>/",
+        enforcement_views.exemption_change,
+        name="exemption_change",
+    ),
+    path("webhooks/", enforcement_views.endpoint_list, name="webhooks"),
+    path("webhooks/<uuid:endpoint_id>/", enforcement_views.endpoint_detail, name="webhook"),
+    path("webhooks/<uuid:endpoint_id>/<str:action>/", enforcement_views.endpoint_action, name="webhook_action"),
+    path(
+        "webhooks/<uuid:endpoint_id>/deliveries/<int:delivery_id>/redeliver/",
+        enforcement_views.delivery_redeliver,
+        name="redeliver",
+    ),
     path("requests/<uuid:request_id>/", views.request_detail, name="request"),
     path("requests/<uuid:request_id>/approve/", views.approve, name="approve"),
     path("requests/<uuid:request_id>/deny/", views.deny, name="deny"),

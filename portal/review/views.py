@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +20,7 @@ from portal.accounts.models import Actor
 from portal.accounts.views import user_of
 from portal.audit.models import AuditEvent
 from portal.core.http import HtmxHttpRequest
+from portal.lib.ipblocks import bounds
 from portal.lib.keyset import SortKey, paginate
 from portal.reputation.models import ListingStatus, ReputationEvent
 from portal.reputation.views import lookup_links
@@ -37,7 +38,8 @@ from portal.review.forms import (
 )
 from portal.review.policy import DecisionRefused, four_eyes_reasons, is_approver
 from portal.unblock import actions
-from portal.unblock.models import OPEN_STATES, IllegalTransition, UnblockRequest, UnblockRequestQuerySet
+from portal.unblock.models import OPEN_STATES, IllegalTransition, RequestedBlock, UnblockRequest
+from portal.vetting.checks import addresses_of
 from portal.vetting.models import RiskBand
 from portal.vetting.summary import summarize
 
@@ -58,36 +60,10 @@ def _get_request_for_staff(request_id: UUID) -> UnblockRequest:
     return get_object_or_404(queryset, pk=request_id)
 
 
-def filtered_queue(request: HttpRequest, form: QueueFilterForm) -> UnblockRequestQuerySet:
-    reqs = UnblockRequest.objects.open()
-    if not form.is_valid():
-        return reqs
-    data = form.cleaned_data
-    if data["state"]:
-        reqs = reqs.filter(state=data["state"])
-    if data["band"]:
-        reqs = reqs.filter(risk_band=data["band"])
-    if data["overdue"]:
-        reqs = reqs.overdue(settings.REVIEW_SLA_HOURS)
-    if data["assignee"] == "mine":
-        reqs = reqs.assigned_to(request.user)
-    elif data["assignee"] == "unassigned":
-        reqs = reqs.unassigned()
-    elif data["assignee"]:
-        reqs = reqs.filter(assignee_id=data["assignee"])
-    if data["failing"]:
-        reqs = reqs.failing(data["failing"])
-    if data["tenant"]:
-        reqs = reqs.filter(tenant__external_id=data["tenant"])
-    if data["q"]:
-        reqs = reqs.search(data["q"])
-    return reqs
-
-
 @staff_required
 def queue(request: HtmxHttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET or None)
-    reqs = filtered_queue(request, form)
+    reqs = form.apply(UnblockRequest.objects.open(), user=request.user)
     sort = str(request.GET.get("sort")) if request.GET.get("sort") in dict(SORTS) else "oldest"
     page = paginate(
         reqs.annotate(risk=Coalesce("risk_score", -1))
@@ -135,31 +111,23 @@ def request_detail(request: HtmxHttpRequest, request_id: UUID) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, req: UnblockRequest, **forms: object) -> dict[str, object]:
     cidrs = [b.cidr for b in req.blocks.all()]
-    addresses = [
-        {
-            "cidr": block.cidr,
-            "events": ReputationEvent.objects.about(block.network).abuse().count(),
-            "listed": ListingStatus.objects.filter(address=block.cidr, listed=True).values_list(
-                "zone", flat=True
-            ),
-            "links": lookup_links(str(block.network.network_address)),
-        }
-        for block in req.blocks.all()
-    ]
+    approvals = list(req.approvals.select_related("approver"))
+    # Under four-eyes the final approval confirms the first one's addresses: preselect those.
+    first = next((a for a in approvals if not a.final), None)
     context: dict[str, object] = {
         "req": req,
         "vetting": forms.pop("vetting", None) or summarize(req, for_staff=True),
-        "addresses": addresses,
+        "addresses": _reputation_by_address(list(req.blocks.all())),
         "conversation": req.messages.all(),
         "earlier": UnblockRequest.objects.for_tenant(req.tenant)
         .exclude(pk=req.pk)
         .order_by("-created_at")[:10],
         "exemptions": req.tenant.exemptions.order_by("-created_at")[:10],
-        "approvals": req.approvals.select_related("approver"),
+        "approvals": approvals,
         "four_eyes": four_eyes_reasons(req),
         "is_approver": is_approver(user_of(request)),
         "trail": AuditEvent.objects.for_object(req).order_by("at", "id"),
-        "approve_form": ApproveForm(cidrs=cidrs),
+        "approve_form": ApproveForm(cidrs=cidrs, initial={"cidrs": first.cidrs} if first else None),
         "deny_form": DenyForm(),
         "question_form": QuestionForm(),
         "note_form": NoteForm(),
@@ -167,6 +135,45 @@ def _detail_context(request: HttpRequest, req: UnblockRequest, **forms: object) 
     }
     context.update(forms)
     return context
+
+
+def _reputation_by_address(blocks: list[RequestedBlock]) -> list[dict[str, object]]:
+    """Abuse events and current blocklist listings of each address, in two queries in all."""
+    if not blocks:
+        return []
+    overlaps = []
+    for block in blocks:
+        b = bounds(block.network)
+        overlaps.append(Q(family=b.family, first__lte=b.last, last__gte=b.first))
+    any_overlap = Q()
+    for overlap in overlaps:
+        any_overlap |= overlap
+    counts = (
+        ReputationEvent.objects.abuse()
+        .filter(any_overlap)
+        .aggregate(**{f"block{i}": Count("pk", filter=overlap) for i, overlap in enumerate(overlaps)})
+    )
+    # Listings are kept per address (a block's are those of the addresses the checks looked up).
+    members = {block.cidr: list(addresses_of(block.network)) for block in blocks}
+    zones: dict[str, list[str]] = {}
+    listed = ListingStatus.objects.filter(
+        address__in={a for addresses in members.values() for a in addresses}, listed=True
+    )
+    for address, zone in listed.order_by("address", "zone").values_list("address", "zone"):
+        zones.setdefault(address, []).append(zone)
+    return [
+        {
+            "cidr": block.cidr,
+            "events": counts[f"block{i}"],
+            "listed": [
+                zone if address == block.cidr else f"{zone} ({address})"
+                for address in members[block.cidr]
+                for zone in zones.get(address, [])
+            ],
+            "links": lookup_links(str(block.network.network_address)),
+        }
+        for i, block in enumerate(blocks)
+    ]
 
 
 def _decide(
@@ -309,7 +316,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
             continue
     if not ids or not form.is_valid():
         messages.error(request, "Select at least one request and an action.")
-        return redirect(request.POST.get("next") or "staff:home")
+        return _back_to_queue(request)
     user = user_of(request)
     action = form.cleaned_data["action"]
     reason = "\n\n".join(
@@ -322,7 +329,10 @@ def bulk(request: HttpRequest) -> HttpResponse:
     )
     if action == "deny" and not reason:
         messages.error(request, "Pick or write a reason to deny: the customers need to know why.")
-        return redirect(request.POST.get("next") or "staff:home")
+        return _back_to_queue(request)
+    if action == "assign" and form.cleaned_data["assignee"] is None:
+        messages.error(request, "Choose whom to assign the selected requests to.")
+        return _back_to_queue(request)
     done, skipped = 0, []
     for req in UnblockRequest.objects.filter(pk__in=ids).select_related("tenant"):
         try:
@@ -338,5 +348,10 @@ def bulk(request: HttpRequest) -> HttpResponse:
     messages.success(request, f"{done} request(s) updated.")
     for line in skipped:
         messages.warning(request, f"Skipped {line}")
+    return _back_to_queue(request)
+
+
+def _back_to_queue(request: HttpRequest) -> HttpResponse:
+    # `next` is the queue with its filters; anything else (another site) is ignored.
     next_url = request.POST.get("next", "")
     return redirect(next_url if next_url.startswith("/review/") else "staff:home")

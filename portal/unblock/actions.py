@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from portal.accounts.models import Actor, Tenant
 from portal.audit.log import record
+from portal.enforcement import actions as exemption_actions
 from portal.enforcement.models import Exemption
 from portal.notifications.outbox import queue_email
 from portal.unblock.models import Message, MessageKind, RequestedBlock, UnblockRequest
@@ -35,7 +36,13 @@ EDITABLE_FIELDS = (
 
 
 def save_request(
-    *, tenant: Tenant, actor: Actor, data: RequestData, submit: bool, editing: UnblockRequest | None = None
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    data: RequestData,
+    submit: bool,
+    editing: UnblockRequest | None = None,
+    renewal_of: Exemption | None = None,
 ) -> UnblockRequest:
     """Create a request (or update a draft) from already-cleaned data, and submit it if asked.
 
@@ -48,11 +55,12 @@ def save_request(
             editing = UnblockRequest.objects.select_for_update().get(pk=editing.pk)
             if not editing.is_editable:
                 raise ValidationError("Only drafts can be edited; this request was already submitted.")
-        networks = clean_addresses(data.addresses, tenant=tenant, editing=editing)
+        renewing = renewal_of.pk if renewal_of is not None else None
+        networks = clean_addresses(data.addresses, tenant=tenant, editing=editing, renewing=renewing)
         if submit and (missing := missing_for_submit(data)):
             raise ValidationError(missing)
 
-        req = editing or UnblockRequest(tenant=tenant, created_by=actor.user)
+        req = editing or UnblockRequest(tenant=tenant, created_by=actor.user, renewal_of=renewal_of)
         before = _snapshot(req) if editing else {}
         for name in EDITABLE_FIELDS:
             setattr(req, name, getattr(data, name))
@@ -195,11 +203,27 @@ def approve_in_transaction(
     change_state(req, "approve", actor=actor, reason=note)
     if expires_at == "default":
         expires_at = timezone.now() + timedelta(days=settings.EXEMPTION_DEFAULT_DAYS)
+    renewed = req.renewal_of
+    if renewed is not None and renewed.state in ("active", "suspended"):
+        # A renewal extends the exemption it renews instead of adding an overlapping one.
+        before = renewed.expires_at
+        Exemption.objects.filter(pk=renewed.pk).update(expires_at=expires_at)
+        renewed.expires_at = expires_at
+        record(
+            actor=actor,
+            action="exemption.renewed",
+            obj=renewed,
+            tenant_id=req.tenant_id,
+            before={"expires_at": before.isoformat() if before else None},
+            after={"expires_at": expires_at.isoformat() if expires_at else None},
+        )
+        chosen = [b for b in chosen if b.cidr != renewed.cidr]
     exemptions = []
     for block in chosen:
-        exemption = Exemption(tenant_id=req.tenant_id, request=req, expires_at=expires_at)
+        exemption = Exemption(tenant=req.tenant, request=req, expires_at=expires_at)
         exemption.set_network(block.network)
         exemption.save()
+        exemption_actions.activated(exemption, actor=actor)
         record(
             actor=actor,
             action="exemption.activated",

@@ -137,6 +137,9 @@ class UnblockRequest(models.Model):
     vetted_at = models.DateTimeField(null=True, blank=True)
     # ",rdns,spf," so that "failing check X" is a portable LIKE filter.
     failing_checks = models.CharField(max_length=300, blank=True)
+    renewal_of = models.ForeignKey(
+        "enforcement.Exemption", models.SET_NULL, null=True, blank=True, related_name="renewals"
+    )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="assigned_requests"
     )

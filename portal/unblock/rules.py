@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -48,9 +49,14 @@ def split_entries(text: str) -> list[str]:
 
 
 def clean_addresses(
-    entries: list[str], *, tenant: Tenant, editing: UnblockRequest | None = None
+    entries: list[str], *, tenant: Tenant, editing: UnblockRequest | None = None, renewing: Any = None
 ) -> list[Network]:
-    """Parse and check every address; raise one ValidationError listing every problem."""
+    """Parse and check every address; raise one ValidationError listing every problem.
+
+    `renewing` is the id of the exemption a renewal extends: it doesn't count as a conflict.
+    """
+    if renewing is None and editing is not None:
+        renewing = editing.renewal_of_id
     if len(entries) > settings.MAX_ADDRESSES_PER_REQUEST:
         raise ValidationError(
             f"Enter at most {settings.MAX_ADDRESSES_PER_REQUEST} addresses or blocks per request "
@@ -66,7 +72,7 @@ def clean_addresses(
             continue
         problem = _size_problem(network) or _overlap_within(network, networks)
         problem = problem or _ownership_problem(network, tenant)
-        problem = problem or _conflict_problem(network, tenant, editing)
+        problem = problem or _conflict_problem(network, tenant, editing, renewing)
         if problem:
             errors.append(problem)
         else:
@@ -113,8 +119,11 @@ def _ownership_problem(network: Network, tenant: Tenant) -> str:
     )
 
 
-def _conflict_problem(network: Network, tenant: Tenant, editing: UnblockRequest | None) -> str:
-    exemption = Exemption.objects.in_force().overlapping(network).first()
+def _conflict_problem(network: Network, tenant: Tenant, editing: UnblockRequest | None, renewing: Any) -> str:
+    exemptions = Exemption.objects.in_force().overlapping(network)
+    if renewing is not None:
+        exemptions = exemptions.exclude(pk=renewing)
+    exemption = exemptions.first()
     if exemption is not None:
         if exemption.tenant_id == tenant.pk:
             return (

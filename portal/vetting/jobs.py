@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from portal.core.wakeup import notify_workers
 from portal.unblock.models import UnblockRequest
 from portal.vetting.models import RunReason, RunState, VettingRun
 
@@ -19,7 +20,9 @@ def queue_vetting(req: UnblockRequest, *, reason: str, requested_by: str) -> Vet
     waiting = VettingRun.objects.filter(request=req, state=RunState.PENDING).first()
     if waiting is not None:
         return waiting
-    return VettingRun.objects.create(request=req, reason=reason, requested_by=requested_by)
+    run = VettingRun.objects.create(request=req, reason=reason, requested_by=requested_by)
+    notify_workers()
+    return run
 
 
 def run_due_vetting(limit: int = 10) -> int:

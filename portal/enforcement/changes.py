@@ -1,0 +1,68 @@
+"""Publishing exemption changes: the change feed row and the webhook deliveries, written in the
+caller's transaction so that neither can exist without the other."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import connection
+from django.db.models import Max
+from django.utils import timezone
+
+from portal.core.wakeup import notify_workers
+from portal.enforcement.models import ChangeOp, Delivery, Exemption, FeedChange, WebhookEndpoint
+
+# Any constant works; every process that appends to the feed takes the same lock.
+FEED_LOCK = 7_250_026
+
+
+def _lock_feed() -> None:
+    # Held until commit: the next writer reads max(seq) only after this change is visible, so
+    # sequence order equals commit order. SQLite write transactions are serial already.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK])
+
+
+def exemption_data(exemption: Exemption, sequence: int) -> dict[str, Any]:
+    return {
+        "id": str(exemption.id),
+        "tenant": exemption.tenant.external_id,
+        "block": exemption.cidr,
+        "family": exemption.family,
+        "ports": [25],
+        "state": exemption.state,
+        "expires_at": exemption.expires_at.isoformat() if exemption.expires_at else None,
+        "request": str(exemption.request_id) if exemption.request_id else None,
+        "sequence": sequence,
+    }
+
+
+def publish(exemption: Exemption, *, event: str, op: str) -> FeedChange:
+    """Append to the change feed and queue `event` for every endpoint that wants it."""
+    _lock_feed()
+    seq = (FeedChange.objects.aggregate(m=Max("seq"))["m"] or 0) + 1
+    now = timezone.now()
+    change = FeedChange.objects.create(
+        seq=seq,
+        exemption=exemption,
+        op=op,
+        event=event,
+        cidr=exemption.cidr,
+        family=exemption.family,
+        tenant_external_id=exemption.tenant.external_id,
+        at=now,
+    )
+    body = json.dumps(
+        {"type": event, "timestamp": now.isoformat(), "data": exemption_data(exemption, seq)},
+        separators=(",", ":"),
+    )
+    endpoints = [e for e in WebhookEndpoint.objects.enabled() if e.wants(event)]
+    Delivery.objects.bulk_create(Delivery(endpoint=e, event=event, body=body, created_at=now) for e in endpoints)
+    if endpoints:
+        notify_workers()
+    return change
+
+
+__all__ = ["ChangeOp", "publish"]

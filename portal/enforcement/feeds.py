@@ -1,0 +1,213 @@
+"""Pull feeds for enforcement systems: the active set as text (Palo Alto EDL, FortiGate threat
+feed) and JSON, and the change feed for incremental sync.
+
+Every response carries a strong ETag derived from the feed's latest sequence number, read
+before the body: a conditional request is answered with 304 after one indexed query, without
+building the body, and a body is never older than the ETag it is sent with.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import OrderedDict
+from datetime import datetime
+from threading import Lock
+
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils.http import http_date, parse_http_date_safe
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes, renderer_classes
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+
+from portal.accounts.api_auth import EnforcementScope
+from portal.core.metrics import count
+from portal.enforcement.models import Exemption, FeedChange
+
+MAX_CHANGES = 5000
+_bodies: OrderedDict[str, bytes] = OrderedDict()
+_bodies_lock = Lock()
+
+
+class PassthroughRenderer(BaseRenderer):
+    """The views build their own bytes; this only lets DRF negotiate any Accept header."""
+
+    media_type = "*/*"
+    format = "txt"
+
+    def render(self, data: object, accepted_media_type: str | None = None, renderer_context: object = None) -> bytes:
+        return data if isinstance(data, bytes) else json.dumps(data).encode()
+
+
+def feed_state() -> tuple[int, datetime | None]:
+    state = FeedChange.objects.aggregate(seq=Max("seq"), at=Max("at"))
+    return state["seq"] or 0, state["at"]
+
+
+def _not_modified(request: HttpRequest, etags: tuple[str, ...], last_modified: datetime | None) -> bool:
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        offered = {tag.strip() for tag in if_none_match.split(",")}
+        return "*" in offered or bool(offered & set(etags))
+    since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+    return since is not None and last_modified is not None and int(last_modified.timestamp()) <= since
+
+
+def _respond(
+    request: HttpRequest, key: str, last_modified: datetime | None, content_type: str, build: object
+) -> HttpResponse:
+    """Serve the body for `key` (built once per process and key), gzipped when accepted."""
+    plain_tag, gzip_tag = f'"{key}"', f'"{key}-gz"'
+    wants_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
+    if _not_modified(request, (plain_tag, gzip_tag), last_modified):
+        count("feed_requests", result="not_modified")
+        response: HttpResponse = HttpResponseNotModified()
+        response["ETag"] = gzip_tag if wants_gzip else plain_tag
+    else:
+        body = _cached(key, build)  # type: ignore[arg-type]
+        use_gzip = wants_gzip and len(body) > 1024
+        if use_gzip:
+            body = _cached(key + "-gz", lambda: gzip.compress(_cached(key, build), 6))  # type: ignore[arg-type]
+        response = HttpResponse(body, content_type=content_type)
+        response["ETag"] = gzip_tag if use_gzip else plain_tag
+        if use_gzip:
+            response["Content-Encoding"] = "gzip"
+        count("feed_requests", result="full")
+    if last_modified is not None:
+        response["Last-Modified"] = http_date(last_modified.timestamp())
+    response["Vary"] = "Accept-Encoding, Authorization"
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def _cached(key: str, build: object) -> bytes:
+    with _bodies_lock:
+        if key in _bodies:
+            _bodies.move_to_end(key)
+            return _bodies[key]
+    body: bytes = build()  # type: ignore[operator]
+    with _bodies_lock:
+        _bodies[key] = body
+        while len(_bodies) > 16:
+            _bodies.popitem(last=False)
+    return body
+
+
+def _family(request: Request) -> int | None:
+    value = request.query_params.get("family", "")
+    if value not in ("", "4", "6"):
+        raise serializers.ValidationError({"family": ["Use family=4 or family=6, or leave it out for both."]})
+    return int(value) if value else None
+
+
+def _active(family: int | None):  # type: ignore[no-untyped-def]
+    queryset = Exemption.objects.active().order_by("family", "first")
+    return queryset.filter(family=family) if family else queryset
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("family", OpenApiTypes.INT, enum=[4, 6], required=False)],
+    responses={(200, "text/plain"): OpenApiTypes.STR, 304: None},
+)
+@api_view(["GET"])
+@permission_classes([EnforcementScope])
+@renderer_classes([PassthroughRenderer])
+def exemptions_txt(request: Request) -> HttpResponse:
+    """The active set, one address or CIDR block per line (Palo Alto EDL, FortiGate threat feed)."""
+    family = _family(request)
+    seq, at = feed_state()
+
+    def build() -> bytes:
+        lines = _active(family).values_list("cidr", flat=True)
+        return "".join(f"{cidr}\n" for cidr in lines).encode()
+
+    return _respond(request, f"txt-{family or 'all'}-{seq}", at, "text/plain; charset=utf-8", build)
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("family", OpenApiTypes.INT, enum=[4, 6], required=False)],
+    responses={200: OpenApiTypes.OBJECT, 304: None},
+)
+@api_view(["GET"])
+@permission_classes([EnforcementScope])
+@renderer_classes([PassthroughRenderer])
+def exemptions_json(request: Request) -> HttpResponse:
+    """The active set with ids, tenants and expiry, and the feed cursor it reflects."""
+    family = _family(request)
+    seq, at = feed_state()
+
+    def build() -> bytes:
+        rows = _active(family).values_list("id", "tenant__external_id", "cidr", "family", "expires_at", "request_id")
+        items = [
+            {
+                "id": str(id_),
+                "tenant": tenant,
+                "block": cidr,
+                "family": fam,
+                "ports": [25],
+                "state": "active",
+                "expires_at": expires.isoformat() if expires else None,
+                "request": str(req) if req else None,
+            }
+            for id_, tenant, cidr, fam, expires, req in rows
+        ]
+        return json.dumps({"cursor": seq, "count": len(items), "exemptions": items}, separators=(",", ":")).encode()
+
+    return _respond(request, f"json-{family or 'all'}-{seq}", at, "application/json", build)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("after", OpenApiTypes.INT, required=True, description="The cursor you hold (0 at first)."),
+        OpenApiParameter("limit", OpenApiTypes.INT, required=False, description=f"At most {MAX_CHANGES}."),
+    ],
+    responses={200: OpenApiTypes.OBJECT, 304: None},
+)
+@api_view(["GET"])
+@permission_classes([EnforcementScope])
+@renderer_classes([PassthroughRenderer])
+def changes(request: Request) -> HttpResponse:
+    """Changes of the active set after a cursor, in order: add/remove with the exemption.
+
+    `reset: true` means the cursor is ahead of the feed (the portal was restored from a backup):
+    take a fresh snapshot from exemptions.json and continue from its cursor.
+    """
+    try:
+        after = int(request.query_params.get("after", ""))
+        limit = int(request.query_params.get("limit", "1000"))
+    except ValueError:
+        raise serializers.ValidationError(
+            {"after": ["Give after=<cursor> as a whole number (0 to start), and limit as a number."]}
+        ) from None
+    if after < 0 or not 1 <= limit <= MAX_CHANGES:
+        raise serializers.ValidationError({"after": [f"after must be 0 or more and limit 1 to {MAX_CHANGES}."]})
+    seq, at = feed_state()
+
+    def build() -> bytes:
+        rows = list(
+            FeedChange.objects.filter(seq__gt=after, seq__lte=seq)
+            .order_by("seq")
+            .values_list("seq", "op", "event", "exemption_id", "cidr", "family", "tenant_external_id", "at")[:limit]
+        )
+        items = [
+            {
+                "seq": s, "op": op, "event": ev, "exemption": str(ex), "block": cidr,
+                "family": fam, "tenant": tenant, "at": when.isoformat(),
+            }
+            for s, op, ev, ex, cidr, fam, tenant, when in rows
+        ]
+        cursor = items[-1]["seq"] if items else after
+        payload = {
+            "changes": items,
+            "cursor": cursor,
+            "latest": seq,
+            "has_more": cursor < seq,
+            "reset": after > seq,
+        }
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    return _respond(request, f"changes-{after}-{limit}-{seq}", at, "application/json", build)
