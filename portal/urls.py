@@ -7,6 +7,7 @@ from portal.accounts import api as accounts_api
 from portal.accounts import two_factor_views
 from portal.accounts import views as accounts_views
 from portal.core import views as core_views
+from portal.enforcement import api as enforcement_api
 from portal.enforcement import customer_views as customer_exemptions
 from portal.enforcement import feeds
 from portal.reputation import api as reputation_api
@@ -31,6 +32,21 @@ api_v1 = [
     path("feeds/exemptions.txt", feeds.exemptions_txt, name="feed-txt"),
     path("feeds/exemptions.json", feeds.exemptions_json, name="feed-json"),
     path("feeds/changes", feeds.changes, name="feed-changes"),
+    path("webhooks/endpoints", enforcement_api.endpoint_list, name="webhook-endpoints"),
+    path("webhooks/endpoints/<uuid:endpoint_id>", enforcement_api.endpoint_detail, name="webhook-endpoint"),
+    path("webhooks/endpoints/<uuid:endpoint_id>/rotate-secret", enforcement_api.endpoint_rotate, name="webhook-rotate"),
+    path("webhooks/endpoints/<uuid:endpoint_id>/test", enforcement_api.endpoint_test, name="webhook-test"),
+    path("webhooks/endpoints/<uuid:endpoint_id>/deliveries", enforcement_api.delivery_list, name="webhook-deliveries"),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/deliveries/<int:delivery_id>/redeliver",
+        enforcement_api.delivery_redeliver,
+        name="webhook-redeliver",
+    ),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/redeliver-failed",
+        enforcement_api.redeliver_failed,
+        name="webhook-redeliver-failed",
+    ),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
 ]
 

@@ -63,7 +63,7 @@ def demo_server(env: dict[str, str]) -> Iterator[str]:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):  # noqa: S310 - our own server
+                with urllib.request.urlopen(f"{url}/login/", timeout=1):  # noqa: S310 - our own server
                     break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:

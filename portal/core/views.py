@@ -7,6 +7,7 @@ from django.db import connection
 from django.db.models import Count, Min, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 
 from portal.core.metrics import read
@@ -38,7 +39,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format. Protect it at the proxy or with METRICS_TOKEN."""
     token = settings.METRICS_TOKEN
-    if token and request.headers.get("Authorization") != f"Bearer {token}":
+    if not token and not settings.DEBUG:
+        return HttpResponse(
+            "Set METRICS_TOKEN and scrape with Authorization: Bearer <token>.\n", status=403, content_type="text/plain"
+        )
+    if token and not constant_time_compare(request.headers.get("Authorization", ""), f"Bearer {token}"):
         return HttpResponse("Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401, content_type="text/plain")
     now = timezone.now()
     pending = Delivery.objects.filter(state=DeliveryState.PENDING).aggregate(n=Count("id"), oldest=Min("created_at"))

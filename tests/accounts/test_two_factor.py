@@ -64,6 +64,8 @@ class EnrolmentTestCase(TwoFactorTestCase):
         self.assertEqual(len(secret.replace(" ", "")), 32)
         self.assertContains(r, secret)
         self.assertEqual(r["Cache-Control"], "no-store")
+        # The Content-Security-Policy allows no inline style or script.
+        self.assertNotRegex(r.content.decode(), r"<script(?![^>]*\ssrc=)|\sstyle=")
 
     def test_it_turns_on_with_a_right_code(self) -> None:
         self.client.force_login(self.alice)
@@ -226,7 +228,7 @@ class MandatoryForStaffTestCase(TwoFactorTestCase):
         r = self.client.get("/review/")
         self.assertRedirects(r, "/account/two-factor/?next=%2Freview%2F", fetch_redirect_response=False)
         r = self.client.get(r["Location"])
-        self.assertContains(r, "Staff accounts need two-factor authentication")
+        self.assertContains(r, "Staff accounts need two-factor authentication: set it up")
 
     @override_settings(REQUIRE_STAFF_2FA=True)
     def test_setting_up_leads_back_to_the_staff_page(self) -> None:
@@ -265,7 +267,7 @@ class MandatoryForStaffTestCase(TwoFactorTestCase):
         self.client.force_login(self.alice)
         self.assertEqual(self.client.get("/requests/").status_code, 200)
         r = self.client.get("/account/two-factor/")
-        self.assertNotContains(r, "Staff accounts need two-factor authentication")
+        self.assertNotContains(r, "Staff accounts")
 
     @override_settings(REQUIRE_STAFF_2FA=True)
     def test_non_staff_still_get_404(self) -> None:
