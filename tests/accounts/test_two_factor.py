@@ -263,6 +263,15 @@ class MandatoryForStaffTestCase(TwoFactorTestCase):
         self.assertEqual(r.redirect_chain[-1][0], "/account/two-factor/?next=%2Fadmin%2F")
 
     @override_settings(REQUIRE_STAFF_2FA=True)
+    def test_it_lets_a_verified_admin_into_the_admin(self) -> None:
+        device = give_device(self.root)
+        self.sign_in("root@provider.example", next="/admin/otp_totp/totpdevice/")
+        r = self.client.post("/login/two-factor/", {"token": code_for(device)})
+        self.assertRedirects(r, "/admin/otp_totp/totpdevice/", fetch_redirect_response=False)
+        r = self.client.get("/admin/otp_totp/totpdevice/")
+        self.assertContains(r, "root@provider.example")
+
+    @override_settings(REQUIRE_STAFF_2FA=True)
     def test_it_leaves_customers_alone(self) -> None:
         self.client.force_login(self.alice)
         self.assertEqual(self.client.get("/requests/").status_code, 200)
