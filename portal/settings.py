@@ -151,7 +151,12 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATAB
 
 # A shared cache (Redis) makes /metrics counters add up across processes; optional.
 if os.environ.get("CACHE_URL"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["CACHE_URL"],
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -267,10 +272,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    # Two models have a `kind` field with different choices; give each enum a readable name.
+    # Models share field names (`kind`, `state`) with different choices; name each enum readably.
     "ENUM_NAME_OVERRIDES": {
         "MessageKindEnum": "portal.unblock.models.MessageKind",
         "EventKindEnum": "portal.reputation.models.Kind",
+        "RequestStateEnum": "portal.unblock.models.State",
     },
 }
 
@@ -343,7 +349,9 @@ WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("WEBHOOK_CONNECT_TIMEOUT", "5"))
 WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "15"))
 WEBHOOK_CONCURRENCY = envint("WEBHOOK_CONCURRENCY", 8)
 # Seconds to wait after each failed attempt (Svix-like); after the last one the message fails.
-WEBHOOK_RETRY_SCHEDULE = [int(x) for x in envlist("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")]
+WEBHOOK_RETRY_SCHEDULE = [
+    int(x) for x in envlist("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+]
 WEBHOOK_DISABLE_AFTER_HOURS = envint("WEBHOOK_DISABLE_AFTER_HOURS", 120)
 WEBHOOK_SECRET_OVERLAP_HOURS = envint("WEBHOOK_SECRET_OVERLAP_HOURS", 24)
 

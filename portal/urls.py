@@ -34,9 +34,17 @@ api_v1 = [
     path("feeds/changes", feeds.changes, name="feed-changes"),
     path("webhooks/endpoints", enforcement_api.endpoint_list, name="webhook-endpoints"),
     path("webhooks/endpoints/<uuid:endpoint_id>", enforcement_api.endpoint_detail, name="webhook-endpoint"),
-    path("webhooks/endpoints/<uuid:endpoint_id>/rotate-secret", enforcement_api.endpoint_rotate, name="webhook-rotate"),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/rotate-secret",
+        enforcement_api.endpoint_rotate,
+        name="webhook-rotate",
+    ),
     path("webhooks/endpoints/<uuid:endpoint_id>/test", enforcement_api.endpoint_test, name="webhook-test"),
-    path("webhooks/endpoints/<uuid:endpoint_id>/deliveries", enforcement_api.delivery_list, name="webhook-deliveries"),
+    path(
+        "webhooks/endpoints/<uuid:endpoint_id>/deliveries",
+        enforcement_api.delivery_list,
+        name="webhook-deliveries",
+    ),
     path(
         "webhooks/endpoints/<uuid:endpoint_id>/deliveries/<int:delivery_id>/redeliver",
         enforcement_api.delivery_redeliver,
@@ -64,7 +72,11 @@ urlpatterns = [
     path("keys/", include("portal.accounts.urls")),
     path("exemptions/", customer_exemptions.exemption_list, name="exemptions"),
     path("exemptions/<uuid:exemption_id>/renew/", customer_exemptions.renew, name="exemption_renew"),
-    path("exemptions/<uuid:exemption_id>/reinstate/", customer_exemptions.ask_reinstatement, name="exemption_reinstate"),
+    path(
+        "exemptions/<uuid:exemption_id>/reinstate/",
+        customer_exemptions.ask_reinstatement,
+        name="exemption_reinstate",
+    ),
     path("account/two-factor/", two_factor_views.manage, name="two_factor"),
     path("account/two-factor/setup/", two_factor_views.setup, name="two_factor_setup"),
     path("account/two-factor/confirm/", two_factor_views.confirm, name="two_factor_confirm"),

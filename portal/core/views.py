@@ -30,7 +30,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     body = {
         "status": "ok" if worker_ok else "fail",
         "database": "ok",
-        "worker": "ok" if worker_ok else ("never seen" if age is None else f"last seen {age:.0f}s ago (max {max_age}s)"),
+        "worker": "ok"
+        if worker_ok
+        else ("never seen" if age is None else f"last seen {age:.0f}s ago (max {max_age}s)"),
     }
     return JsonResponse(body, status=200 if worker_ok else 503)
 
@@ -41,16 +43,24 @@ def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
     if not token and not settings.DEBUG:
         return HttpResponse(
-            "Set METRICS_TOKEN and scrape with Authorization: Bearer <token>.\n", status=403, content_type="text/plain"
+            "Set METRICS_TOKEN and scrape with Authorization: Bearer <token>.\n",
+            status=403,
+            content_type="text/plain",
         )
     if token and not constant_time_compare(request.headers.get("Authorization", ""), f"Bearer {token}"):
-        return HttpResponse("Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401, content_type="text/plain")
+        return HttpResponse(
+            "Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401, content_type="text/plain"
+        )
     now = timezone.now()
-    pending = Delivery.objects.filter(state=DeliveryState.PENDING).aggregate(n=Count("id"), oldest=Min("created_at"))
+    pending = Delivery.objects.filter(state=DeliveryState.PENDING).aggregate(
+        n=Count("id"), oldest=Min("created_at")
+    )
     oldest = (now - pending["oldest"]).total_seconds() if pending["oldest"] else 0
     attempts = Attempt.objects.filter(at__gte=now - timedelta(days=365 * 10)).aggregate(
         success=Count("id", filter=Q(status_code__gte=200, status_code__lt=300)),
-        failure=Count("id", filter=~Q(status_code__gte=200, status_code__lt=300) | Q(status_code__isnull=True)),
+        failure=Count(
+            "id", filter=~Q(status_code__gte=200, status_code__lt=300) | Q(status_code__isnull=True)
+        ),
     )
     lines = [
         "# HELP portal_webhook_deliveries_pending Webhook messages waiting to be delivered.",
@@ -70,7 +80,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
         "# TYPE portal_exemptions gauge",
     ]
     by_state = dict(Exemption.objects.order_by().values_list("state").annotate(n=Count("id")))
-    lines += [f'portal_exemptions{{state="{s}"}} {by_state.get(s, 0)}' for s in ("active", "suspended", "revoked", "expired")]
+    lines += [
+        f'portal_exemptions{{state="{s}"}} {by_state.get(s, 0)}'
+        for s in ("active", "suspended", "revoked", "expired")
+    ]
     lines += ["# HELP portal_requests Unblock requests by state.", "# TYPE portal_requests gauge"]
     by_req = dict(UnblockRequest.objects.order_by().values_list("state").annotate(n=Count("id")))
     lines += [f'portal_requests{{state="{s}"}} {n}' for s, n in sorted(by_req.items())]

@@ -67,7 +67,9 @@ def _tell_people(exemption: Exemption, event: str, reason: str) -> None:
         context={"exemption": exemption, "event": event.split(".")[1], "reason": reason},
     )
     if event == "exemption.suspended":
-        staff = User.objects.filter(groups__name__in=STAFF_ROLES, is_active=True).values_list("email", flat=True)
+        staff = User.objects.filter(groups__name__in=STAFF_ROLES, is_active=True).values_list(
+            "email", flat=True
+        )
         queue_email(
             to=list(staff),
             template="emails/exemption_suspended_staff.txt",

@@ -18,7 +18,9 @@ from portal.enforcement.serializers import DeliverySerializer, EndpointSerialize
 from portal.enforcement.webhooks import redeliver
 
 
-@extend_schema(request=EndpointSerializer, responses={200: EndpointSerializer(many=True), 201: EndpointSerializer})
+@extend_schema(
+    request=EndpointSerializer, responses={200: EndpointSerializer(many=True), 201: EndpointSerializer}
+)
 @api_view(["GET", "POST"])
 @permission_classes([ProvisioningScope])
 def endpoint_list(request: Request) -> Response:
@@ -26,7 +28,9 @@ def endpoint_list(request: Request) -> Response:
         return Response(EndpointSerializer(WebhookEndpoint.objects.all(), many=True).data)
     serializer = EndpointSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    endpoint = endpoints.save_endpoint(WebhookEndpoint(**serializer.validated_data), actor=actor_of(request), created=True)
+    endpoint = endpoints.save_endpoint(
+        WebhookEndpoint(**serializer.validated_data), actor=actor_of(request), created=True
+    )
     return Response(EndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
@@ -52,7 +56,9 @@ def endpoint_detail(request: Request, endpoint_id: UUID) -> Response:
 @permission_classes([ProvisioningScope])
 def endpoint_rotate(request: Request, endpoint_id: UUID) -> Response:
     """New secret; the old one keeps signing (both signatures sent) for WEBHOOK_SECRET_OVERLAP_HOURS."""
-    endpoint = endpoints.rotate_secret(get_object_or_404(WebhookEndpoint, pk=endpoint_id), actor=actor_of(request))
+    endpoint = endpoints.rotate_secret(
+        get_object_or_404(WebhookEndpoint, pk=endpoint_id), actor=actor_of(request)
+    )
     return Response(EndpointSerializer(endpoint).data)
 
 
@@ -60,7 +66,9 @@ def endpoint_rotate(request: Request, endpoint_id: UUID) -> Response:
 @api_view(["POST"])
 @permission_classes([ProvisioningScope])
 def endpoint_test(request: Request, endpoint_id: UUID) -> Response:
-    delivery = endpoints.send_test_event(get_object_or_404(WebhookEndpoint, pk=endpoint_id), actor=actor_of(request))
+    delivery = endpoints.send_test_event(
+        get_object_or_404(WebhookEndpoint, pk=endpoint_id), actor=actor_of(request)
+    )
     return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -94,6 +102,9 @@ def redeliver_failed(request: Request, endpoint_id: UUID) -> Response:
     serializer = RangeSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     count = endpoints.redeliver_range(
-        endpoint, since=serializer.validated_data["since"], until=serializer.validated_data["until"], actor=actor_of(request)
+        endpoint,
+        since=serializer.validated_data["since"],
+        until=serializer.validated_data["until"],
+        actor=actor_of(request),
     )
     return Response({"queued": count}, status=status.HTTP_202_ACCEPTED)

@@ -59,7 +59,9 @@ def publish(exemption: Exemption, *, event: str, op: str) -> FeedChange:
         separators=(",", ":"),
     )
     endpoints = [e for e in WebhookEndpoint.objects.enabled() if e.wants(event)]
-    Delivery.objects.bulk_create(Delivery(endpoint=e, event=event, body=body, created_at=now) for e in endpoints)
+    Delivery.objects.bulk_create(
+        Delivery(endpoint=e, event=event, body=body, created_at=now) for e in endpoints
+    )
     if endpoints:
         notify_workers()
     return change

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal.accounts.models import STAFF_ROLES, Actor
+from portal.accounts.models import STAFF_ROLES, Actor, Tenant
 from portal.accounts.views import user_of
 from portal.audit.log import record
 from portal.enforcement.models import Exemption, ExemptionState
@@ -32,19 +32,21 @@ class ReinstatementForm(forms.Form):
 
 
 def _get_exemption_for_customer(request: HttpRequest, exemption_id: UUID) -> Exemption:
-    exemptions = Exemption.objects.filter(tenant__memberships__user_id=request.user.pk)
+    exemptions = Exemption.objects.filter(tenant__in=Tenant.objects.for_user(request.user))
     return get_object_or_404(exemptions.select_related("tenant", "request"), pk=exemption_id)
 
 
 @login_required
 def exemption_list(request: HttpRequest) -> HttpResponse:
     exemptions = (
-        Exemption.objects.filter(tenant__memberships__user_id=request.user.pk)
+        Exemption.objects.filter(tenant__in=Tenant.objects.for_user(request.user))
         .select_related("tenant", "request")
         .prefetch_related("renewals")
         .order_by("state", "expires_at")
     )
-    return render(request, "enforcement/my_exemptions.html", {"exemptions": exemptions, "form": ReinstatementForm()})
+    return render(
+        request, "enforcement/my_exemptions.html", {"exemptions": exemptions, "form": ReinstatementForm()}
+    )
 
 
 @require_POST
@@ -72,9 +74,16 @@ def renew(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
             abuse_contact=original.abuse_contact,
         )
     req = actions.save_request(
-        tenant=exemption.tenant, actor=Actor(user=user_of(request)), data=data, submit=False, renewal_of=exemption
+        tenant=exemption.tenant,
+        actor=Actor(user=user_of(request)),
+        data=data,
+        submit=False,
+        renewal_of=exemption,
     )
-    messages.success(request, "A renewal draft was created from your earlier request. Check it, accept the policy and submit it.")
+    messages.success(
+        request,
+        "A renewal draft was created from your earlier request. Check it, accept the policy and submit it.",
+    )
     return redirect("unblock:edit", request_id=req.id)
 
 
@@ -86,7 +95,9 @@ def ask_reinstatement(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
     if exemption.state != ExemptionState.SUSPENDED:
         messages.error(request, "Only a suspended exemption can be reinstated.")
     elif not form.is_valid():
-        messages.error(request, "Explain the cause and the fix (up to 4000 characters) so that staff can decide.")
+        messages.error(
+            request, "Explain the cause and the fix (up to 4000 characters) so that staff can decide."
+        )
     else:
         actor = Actor(user=user_of(request))
         with transaction.atomic(durable=True):
@@ -94,10 +105,15 @@ def ask_reinstatement(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
                 reinstatement_asked_at=timezone.now(), reinstatement_note=form.cleaned_data["note"]
             )
             record(
-                actor=actor, action="exemption.reinstatement_asked", obj=exemption, tenant_id=exemption.tenant_id,
+                actor=actor,
+                action="exemption.reinstatement_asked",
+                obj=exemption,
+                tenant_id=exemption.tenant_id,
                 reason=form.cleaned_data["note"],
             )
-            staff = User.objects.filter(groups__name__in=STAFF_ROLES, is_active=True).values_list("email", flat=True)
+            staff = User.objects.filter(groups__name__in=STAFF_ROLES, is_active=True).values_list(
+                "email", flat=True
+            )
             queue_email(
                 to=list(staff),
                 template="emails/reinstatement_asked.txt",

@@ -37,8 +37,14 @@ def rotate_secret(endpoint: WebhookEndpoint, *, actor: Actor) -> WebhookEndpoint
         endpoint.rotate_secret(timedelta(hours=settings.WEBHOOK_SECRET_OVERLAP_HOURS))
         endpoint.save()
         record(
-            actor=actor, action="webhook.secret_rotated", obj=endpoint,
-            after={"previous_valid_until": endpoint.previous_secret_expires_at.isoformat() if endpoint.previous_secret_expires_at else None},
+            actor=actor,
+            action="webhook.secret_rotated",
+            obj=endpoint,
+            after={
+                "previous_valid_until": endpoint.previous_secret_expires_at.isoformat()
+                if endpoint.previous_secret_expires_at
+                else None
+            },
         )
         return endpoint
 
@@ -58,7 +64,9 @@ def send_test_event(endpoint: WebhookEndpoint, *, actor: Actor) -> Delivery:
 
 def redeliver_range(endpoint: WebhookEndpoint, *, since: datetime, until: datetime, actor: Actor) -> int:
     failed = list(
-        endpoint.deliveries.filter(state=DeliveryState.FAILED, created_at__gte=since, created_at__lte=until)[:10_000]
+        endpoint.deliveries.filter(state=DeliveryState.FAILED, created_at__gte=since, created_at__lte=until)[
+            :10_000
+        ]
     )
     return redeliver(failed, actor=actor) if failed else 0
 

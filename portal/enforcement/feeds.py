@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from collections import OrderedDict
 from datetime import datetime
 from threading import Lock
@@ -39,7 +40,9 @@ class PassthroughRenderer(BaseRenderer):
     media_type = "*/*"
     format = "txt"
 
-    def render(self, data: object, accepted_media_type: str | None = None, renderer_context: object = None) -> bytes:
+    def render(
+        self, data: object, accepted_media_type: str | None = None, renderer_context: object = None
+    ) -> bytes:
         return data if isinstance(data, bytes) else json.dumps(data).encode()
 
 
@@ -58,7 +61,11 @@ def _not_modified(request: HttpRequest, etags: tuple[str, ...], last_modified: d
 
 
 def _respond(
-    request: HttpRequest, key: str, last_modified: datetime | None, content_type: str, build: object
+    request: HttpRequest,
+    key: str,
+    last_modified: datetime | None,
+    content_type: str,
+    build: Callable[[], bytes],
 ) -> HttpResponse:
     """Serve the body for `key` (built once per process and key), gzipped when accepted."""
     plain_tag, gzip_tag = f'"{key}"', f'"{key}-gz"'
@@ -68,10 +75,10 @@ def _respond(
         response: HttpResponse = HttpResponseNotModified()
         response["ETag"] = gzip_tag if wants_gzip else plain_tag
     else:
-        body = _cached(key, build)  # type: ignore[arg-type]
+        body = _cached(key, build)
         use_gzip = wants_gzip and len(body) > 1024
         if use_gzip:
-            body = _cached(key + "-gz", lambda: gzip.compress(_cached(key, build), 6))  # type: ignore[arg-type]
+            body = _cached(key + "-gz", lambda: gzip.compress(_cached(key, build), 6))
         response = HttpResponse(body, content_type=content_type)
         response["ETag"] = gzip_tag if use_gzip else plain_tag
         if use_gzip:
@@ -84,12 +91,12 @@ def _respond(
     return response
 
 
-def _cached(key: str, build: object) -> bytes:
+def _cached(key: str, build: Callable[[], bytes]) -> bytes:
     with _bodies_lock:
         if key in _bodies:
             _bodies.move_to_end(key)
             return _bodies[key]
-    body: bytes = build()  # type: ignore[operator]
+    body = build()
     with _bodies_lock:
         _bodies[key] = body
         while len(_bodies) > 16:
@@ -141,7 +148,9 @@ def exemptions_json(request: Request) -> HttpResponse:
     seq, at = feed_state()
 
     def build() -> bytes:
-        rows = _active(family).values_list("id", "tenant__external_id", "cidr", "family", "expires_at", "request_id")
+        rows = _active(family).values_list(
+            "id", "tenant__external_id", "cidr", "family", "expires_at", "request_id"
+        )
         items = [
             {
                 "id": str(id_),
@@ -155,14 +164,18 @@ def exemptions_json(request: Request) -> HttpResponse:
             }
             for id_, tenant, cidr, fam, expires, req in rows
         ]
-        return json.dumps({"cursor": seq, "count": len(items), "exemptions": items}, separators=(",", ":")).encode()
+        return json.dumps(
+            {"cursor": seq, "count": len(items), "exemptions": items}, separators=(",", ":")
+        ).encode()
 
     return _respond(request, f"json-{family or 'all'}-{seq}", at, "application/json", build)
 
 
 @extend_schema(
     parameters=[
-        OpenApiParameter("after", OpenApiTypes.INT, required=True, description="The cursor you hold (0 at first)."),
+        OpenApiParameter(
+            "after", OpenApiTypes.INT, required=True, description="The cursor you hold (0 at first)."
+        ),
         OpenApiParameter("limit", OpenApiTypes.INT, required=False, description=f"At most {MAX_CHANGES}."),
     ],
     responses={200: OpenApiTypes.OBJECT, 304: None},
@@ -184,23 +197,33 @@ def changes(request: Request) -> HttpResponse:
             {"after": ["Give after=<cursor> as a whole number (0 to start), and limit as a number."]}
         ) from None
     if after < 0 or not 1 <= limit <= MAX_CHANGES:
-        raise serializers.ValidationError({"after": [f"after must be 0 or more and limit 1 to {MAX_CHANGES}."]})
+        raise serializers.ValidationError(
+            {"after": [f"after must be 0 or more and limit 1 to {MAX_CHANGES}."]}
+        )
     seq, at = feed_state()
 
     def build() -> bytes:
         rows = list(
             FeedChange.objects.filter(seq__gt=after, seq__lte=seq)
             .order_by("seq")
-            .values_list("seq", "op", "event", "exemption_id", "cidr", "family", "tenant_external_id", "at")[:limit]
+            .values_list("seq", "op", "event", "exemption_id", "cidr", "family", "tenant_external_id", "at")[
+                :limit
+            ]
         )
         items = [
             {
-                "seq": s, "op": op, "event": ev, "exemption": str(ex), "block": cidr,
-                "family": fam, "tenant": tenant, "at": when.isoformat(),
+                "seq": s,
+                "op": op,
+                "event": ev,
+                "exemption": str(ex),
+                "block": cidr,
+                "family": fam,
+                "tenant": tenant,
+                "at": when.isoformat(),
             }
             for s, op, ev, ex, cidr, fam, tenant, when in rows
         ]
-        cursor = items[-1]["seq"] if items else after
+        cursor: int = rows[-1][0] if rows else after
         payload = {
             "changes": items,
             "cursor": cursor,

@@ -129,7 +129,11 @@ class WebhookEndpoint(models.Model):
 
     def signing_secrets(self) -> list[str]:
         secrets_ = [self.secret]
-        if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > timezone.now():
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > timezone.now()
+        ):
             secrets_.append(self.previous_secret)
         return secrets_
 

@@ -70,7 +70,9 @@ def claim(name: str, interval: timedelta) -> bool:
     PeriodicJob.objects.get_or_create(name=name)
     now = timezone.now()
     return (
-        PeriodicJob.objects.filter(name=name, next_run_at__lte=now).update(next_run_at=now + interval, last_run_at=now)
+        PeriodicJob.objects.filter(name=name, next_run_at__lte=now).update(
+            next_run_at=now + interval, last_run_at=now
+        )
         == 1
     )
 

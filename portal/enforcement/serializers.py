@@ -11,7 +11,9 @@ from portal.enforcement.models import EVENT_TYPES, Attempt, Delivery, WebhookEnd
 
 class EndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
     event_types = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_TYPES), required=False, default=list,
+        child=serializers.ChoiceField(choices=EVENT_TYPES),
+        required=False,
+        default=list,
         help_text="Empty: every event.",
     )
     secret = serializers.CharField(read_only=True, help_text="whsec_… — verify signatures with it.")
@@ -19,8 +21,16 @@ class EndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
     class Meta:
         model = WebhookEndpoint
         fields = [
-            "id", "url", "description", "event_types", "enabled", "secret",
-            "previous_secret_expires_at", "failing_since", "disabled_reason", "created_at",
+            "id",
+            "url",
+            "description",
+            "event_types",
+            "enabled",
+            "secret",
+            "previous_secret_expires_at",
+            "failing_since",
+            "disabled_reason",
+            "created_at",
         ]
         read_only_fields = ["previous_secret_expires_at", "failing_since", "disabled_reason", "created_at"]
 
@@ -43,7 +53,17 @@ class DeliverySerializer(serializers.ModelSerializer[Delivery]):
 
     class Meta:
         model = Delivery
-        fields = ["id", "message_id", "event", "state", "created_at", "delivered_at", "next_attempt_at", "last_status", "attempts"]
+        fields = [
+            "id",
+            "message_id",
+            "event",
+            "state",
+            "created_at",
+            "delivered_at",
+            "next_attempt_at",
+            "last_status",
+            "attempts",
+        ]
 
 
 class RangeSerializer(serializers.Serializer[dict[str, Any]]):

@@ -24,7 +24,12 @@ def reason_to_suspend(event: ReputationEvent) -> str:
             return f"Listed on {', '.join(hits) or event.zone} ({event.zone}): {event.meaning}"[:500]
     if event.kind == Kind.COMPLAINT and event.abuse and event.cidr:
         since = timezone.now() - timedelta(hours=settings.SUSPEND_COMPLAINT_WINDOW_HOURS)
-        count = ReputationEvent.objects.about(event.network).filter(kind=Kind.COMPLAINT, abuse=True).since(since).count()
+        count = (
+            ReputationEvent.objects.about(event.network)
+            .filter(kind=Kind.COMPLAINT, abuse=True)
+            .since(since)
+            .count()
+        )
         if count >= settings.SUSPEND_AFTER_COMPLAINTS:
             return (
                 f"{count} abuse complaints in {settings.SUSPEND_COMPLAINT_WINDOW_HOURS} hours "

@@ -50,7 +50,13 @@ def exemption_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "enforcement/exemptions.html",
-        {"exemptions": exemptions[:200], "state": state, "q": q, "states": ExemptionState.choices, "reason_form": ReasonForm()},
+        {
+            "exemptions": exemptions[:200],
+            "state": state,
+            "q": q,
+            "states": ExemptionState.choices,
+            "reason_form": ReasonForm(),
+        },
     )
 
 
@@ -65,7 +71,9 @@ def exemption_change(request: HttpRequest, exemption_id: UUID, event: str) -> Ht
         messages.error(request, "Give a reason (up to 2000 characters): the tenant is told.")
         return redirect("staff:exemptions")
     try:
-        actions.change(exemption, f"exemption.{event}", actor=_actor(request), reason=form.cleaned_data["reason"])
+        actions.change(
+            exemption, f"exemption.{event}", actor=_actor(request), reason=form.cleaned_data["reason"]
+        )
     except actions.ExemptionConflict as exc:
         messages.error(request, str(exc))
     else:
@@ -97,7 +105,12 @@ def endpoint_detail(request: HtmxHttpRequest, endpoint_id: UUID) -> HttpResponse
         messages.success(request, "Endpoint saved.")
         return redirect("staff:webhook", endpoint_id=endpoint.id)
     deliveries = endpoint.deliveries.prefetch_related("attempt_log")[:100]
-    context = {"endpoint": endpoint, "form": form, "deliveries": deliveries, "range_form": RedeliverRangeForm()}
+    context = {
+        "endpoint": endpoint,
+        "form": form,
+        "deliveries": deliveries,
+        "range_form": RedeliverRangeForm(),
+    }
     template = "enforcement/webhook.html"
     if request.htmx:
         return render(request, template + "#log", context)
@@ -118,7 +131,9 @@ def endpoint_action(request: HttpRequest, endpoint_id: UUID, action: str) -> Htt
     elif action == "redeliver-range":
         form = RedeliverRangeForm(request.POST)
         if form.is_valid():
-            n = endpoints.redeliver_range(endpoint, since=form.cleaned_data["since"], until=form.cleaned_data["until"], actor=actor)
+            n = endpoints.redeliver_range(
+                endpoint, since=form.cleaned_data["since"], until=form.cleaned_data["until"], actor=actor
+            )
             messages.success(request, f"{n} failed message(s) queued again.")
         else:
             messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))

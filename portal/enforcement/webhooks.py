@@ -9,10 +9,10 @@ import ipaddress
 import logging
 import random
 import socket
-from email.utils import parsedate_to_datetime
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -38,7 +38,9 @@ def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
 
 
 def headers_for(delivery: Delivery, timestamp: int) -> dict[str, str]:
-    signatures = " ".join(sign(s, delivery.message_id, timestamp, delivery.body) for s in delivery.endpoint.signing_secrets())
+    signatures = " ".join(
+        sign(s, delivery.message_id, timestamp, delivery.body) for s in delivery.endpoint.signing_secrets()
+    )
     return {
         "Content-Type": "application/json",
         "User-Agent": "egress-exemption-portal-webhooks/1",
@@ -75,7 +77,9 @@ def send(delivery: Delivery) -> Result:
     """The HTTP part only, so that it can run in a thread without touching the database."""
     body = delivery.body.encode()
     try:
-        response = outbound.post(delivery.endpoint.url, body, headers_for(delivery, int(timezone.now().timestamp())), policy())
+        response = outbound.post(
+            delivery.endpoint.url, body, headers_for(delivery, int(timezone.now().timestamp())), policy()
+        )
     except outbound.TransportError as exc:
         return Result(None, "", None, 0, str(exc)[:500], exc.permanent)
     return Result(
@@ -160,7 +164,9 @@ def record_result(delivery: Delivery, result: Result) -> None:
 
 def disable_endpoint(endpoint: WebhookEndpoint, reason: str) -> None:
     """Disable and tell the admins; call inside a transaction."""
-    updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(enabled=False, disabled_reason=reason)
+    updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
+        enabled=False, disabled_reason=reason
+    )
     if not updated:
         return
     record(actor=Actor.of_system("webhook delivery"), action="webhook.disabled", obj=endpoint, reason=reason)
@@ -193,7 +199,9 @@ def redeliver(deliveries: list[Delivery], *, actor: Actor) -> int:
         )
         if deliveries:
             record(
-                actor=actor, action="webhook.redeliver", obj=deliveries[0].endpoint,
+                actor=actor,
+                action="webhook.redeliver",
+                obj=deliveries[0].endpoint,
                 after={"messages": [d.message_id for d in deliveries][:100], "count": count},
             )
         notify_workers()

@@ -58,7 +58,9 @@ def check_url(url: str, policy: Policy) -> tuple[str, str, int, str]:
     if parts.scheme not in ("https", "http"):
         raise TransportError(f"Use an https:// URL (got {parts.scheme or 'no'} scheme).", permanent=True)
     if parts.username or parts.password:
-        raise TransportError("Put no user name or password in the URL; the signature authenticates us.", permanent=True)
+        raise TransportError(
+            "Put no user name or password in the URL; the signature authenticates us.", permanent=True
+        )
     host = parts.hostname
     if not host:
         raise TransportError("The URL has no host name.", permanent=True)
@@ -77,7 +79,7 @@ def resolve(host: str, port: int, scheme: str, policy: Policy) -> IPAddress:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise TransportError(f"Can't resolve {host}: {exc.strerror}") from None
-    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
     if not addresses:
         raise TransportError(f"{host} has no addresses")
     for address in addresses:
@@ -116,7 +118,9 @@ def post(url: str, body: bytes, headers: dict[str, str], policy: Policy) -> Resp
     start = time.monotonic()
     connection: http.client.HTTPConnection
     if scheme == "https":
-        connection = _PinnedHTTPSConnection(str(address), host, port, policy.connect_timeout, ssl.create_default_context())
+        connection = _PinnedHTTPSConnection(
+            str(address), host, port, policy.connect_timeout, ssl.create_default_context()
+        )
     else:
         connection = http.client.HTTPConnection(str(address), port, timeout=policy.connect_timeout)
     try:

@@ -17,7 +17,9 @@ urlpatterns = [
     ),
     path("webhooks/", enforcement_views.endpoint_list, name="webhooks"),
     path("webhooks/<uuid:endpoint_id>/", enforcement_views.endpoint_detail, name="webhook"),
-    path("webhooks/<uuid:endpoint_id>/<str:action>/", enforcement_views.endpoint_action, name="webhook_action"),
+    path(
+        "webhooks/<uuid:endpoint_id>/<str:action>/", enforcement_views.endpoint_action, name="webhook_action"
+    ),
     path(
         "webhooks/<uuid:endpoint_id>/deliveries/<int:delivery_id>/redeliver/",
         enforcement_views.delivery_redeliver,

@@ -16,7 +16,9 @@ from tests.base import PortalTestCase
 class ReviewTestCase(PortalTestCase):
     def reviewer_api(self, user: User) -> APIClient:
         """An API client with a reviewer key that acts as `user`."""
-        _, key = ApiKey.issue(name=f"{user.email} tooling", scope=Scope.REVIEWER, tenant=None, created_by=user)
+        _, key = ApiKey.issue(
+            name=f"{user.email} tooling", scope=Scope.REVIEWER, tenant=None, created_by=user
+        )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
         return client

@@ -123,9 +123,7 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
         req = self.make_request("203.0.113.8/29")
         outcomes = self.race(self.approve(req, self.ada), self.approve(req, self.root))
         self.assertFalse(any(isinstance(o, Exception) for o in outcomes), outcomes)
-        self.assertEqual(
-            sorted(Approval.objects.values_list("final", flat=True)), [False, True]
-        )
+        self.assertEqual(sorted(Approval.objects.values_list("final", flat=True)), [False, True])
         self.assertEqual(Exemption.objects.count(), 1)
         self.assertEqual(AuditEvent.objects.for_object(req).filter(action__in=DECISIONS).count(), 1)
 

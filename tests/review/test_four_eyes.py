@@ -184,7 +184,8 @@ class FourEyesApiTestCase(ReviewTestCase):
         r = self.reviewer_api(self.rita).post(self.url, {}, format="json")
         self.assertEqual(r.status_code, 403)
         self.assertEqual(
-            r.json(), {"detail": "You gave the first approval; the final approval must come from another person."}
+            r.json(),
+            {"detail": "You gave the first approval; the final approval must come from another person."},
         )
         rex = make_user("rex@provider.example", "reviewer")
         r = self.reviewer_api(rex).post(self.url, {}, format="json")

@@ -66,7 +66,9 @@ class WebRoleMatrixTestCase(ReviewTestCase):
                 with self.subTest(user=user.email, url=url):
                     r = self.client.get(url)
                     self.assertEqual(r.status_code, 200)
-        self.assertEqual(self.client.get("/review/audit/?format=csv")["Content-Type"], "text/csv; charset=utf-8")
+        self.assertEqual(
+            self.client.get("/review/audit/?format=csv")["Content-Type"], "text/csv; charset=utf-8"
+        )
 
     def test_it_lets_every_staff_role_take_every_action(self) -> None:
         for user in (self.rita, self.ada, self.root):
@@ -138,7 +140,9 @@ class ApiRoleMatrixTestCase(ReviewTestCase):
             ("/assign", {"assignee": "ada@provider.example"}),
         ):
             req = self.queued(self.acme, "203.0.113.5")
-            rows.append(("post" if body is not None else "get", f"/api/v1/review/requests/{req.id}{path}", body))
+            rows.append(
+                ("post" if body is not None else "get", f"/api/v1/review/requests/{req.id}{path}", body)
+            )
         return rows
 
     def call(self, client: APIClient, method: str, url: str, body: dict[str, Any] | None) -> Any:
@@ -197,7 +201,9 @@ class ApiRoleMatrixTestCase(ReviewTestCase):
                 if status == 403:
                     self.assertEqual(
                         r.json(),
-                        {"detail": "Only approvers can grant an exemption with no expiry; choose an expiry date."},
+                        {
+                            "detail": "Only approvers can grant an exemption with no expiry; choose an expiry date."
+                        },
                     )
                 else:
                     self.assertEqual([e["expires_at"] for e in r.json()["exemptions"]], [None])

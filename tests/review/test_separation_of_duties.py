@@ -16,7 +16,9 @@ from portal.unblock.models import Message, State
 from tests.base import make_user
 from tests.review.base import ReviewTestCase
 
-REFUSAL = "You are a member of Acme Ltd, so you can&#x27;t act on its requests; another reviewer must take it."
+REFUSAL = (
+    "You are a member of Acme Ltd, so you can&#x27;t act on its requests; another reviewer must take it."
+)
 
 
 class SeparationOfDutiesTestCase(ReviewTestCase):
@@ -97,7 +99,9 @@ class SeparationOfDutiesTestCase(ReviewTestCase):
             status_code=403,
         )
         r = self.reviewer_api(self.rita).post(
-            f"/api/v1/review/requests/{self.req.id}/assign", {"assignee": "sam@provider.example"}, format="json"
+            f"/api/v1/review/requests/{self.req.id}/assign",
+            {"assignee": "sam@provider.example"},
+            format="json",
         )
         self.assertEqual(r.status_code, 403)
         self.assertUntouched()

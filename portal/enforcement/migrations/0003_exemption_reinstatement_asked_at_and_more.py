@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('enforcement', '0002_attempt_delivery_feedchange_periodicjob_and_more'),
+        ("enforcement", "0002_attempt_delivery_feedchange_periodicjob_and_more"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='exemption',
-            name='reinstatement_asked_at',
+            model_name="exemption",
+            name="reinstatement_asked_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='exemption',
-            name='reinstatement_note',
+            model_name="exemption",
+            name="reinstatement_note",
             field=models.TextField(blank=True),
         ),
     ]

@@ -59,7 +59,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         listener = None if options["once"] else Listener(stop)
-        log.info("worker %s: started, polling every %.1fs%s", name, poll, " with LISTEN" if listener and listener.conn else "")
+        log.info(
+            "worker %s: started, polling every %.1fs%s",
+            name,
+            poll,
+            " with LISTEN" if listener and listener.conn else "",
+        )
         try:
             while not stop.is_set():
                 did = self.run_jobs_once()
