@@ -37,8 +37,10 @@ def _decode_value(value: Any, kind: type) -> Any:
         if when.tzinfo is None:
             raise ValueError("cursor datetimes carry their time zone")
         return when
-    if kind is int and not isinstance(value, int):
-        raise ValueError("not an integer")
+    if kind is int:
+        if not isinstance(value, int):
+            raise ValueError("not an integer")
+        return value
     if not isinstance(value, str):
         raise ValueError("not a string")  # uuid.UUID(5) would raise AttributeError
     return kind(value)

@@ -19,7 +19,7 @@ from portal.audit.log import record
 from portal.enforcement import actions as exemption_actions
 from portal.enforcement.models import Exemption
 from portal.notifications.outbox import queue_email
-from portal.unblock.models import Message, MessageKind, RequestedBlock, UnblockRequest
+from portal.unblock.models import IllegalTransition, Message, MessageKind, RequestedBlock, UnblockRequest
 from portal.unblock.rules import RequestData, clean_addresses, missing_for_submit
 from portal.vetting.jobs import queue_vetting
 from portal.vetting.models import RunReason
@@ -54,7 +54,7 @@ def save_request(
         if editing is not None:
             editing = UnblockRequest.objects.select_for_update().get(pk=editing.pk)
             if not editing.is_editable:
-                raise ValidationError("Only drafts can be edited; this request was already submitted.")
+                raise IllegalTransition("edit", editing.state)
         renewing = renewal_of.pk if renewal_of is not None else None
         networks = clean_addresses(data.addresses, tenant=tenant, editing=editing, renewing=renewing)
         if submit and (missing := missing_for_submit(data)):

@@ -4,7 +4,7 @@ from uuid import UUID
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -71,6 +71,8 @@ def request_list(request: Request) -> Response:
             .prefetch_related("blocks", "messages")
         )
         if state := request.query_params.get("state"):
+            if state not in State.values:
+                raise serializers.ValidationError({"state": [f"Use one of: {', '.join(State.values)}."]})
             queryset = queryset.filter(state=state)
         paginator = NewestFirst()
         page = paginator.paginate_queryset(queryset, request)

@@ -45,8 +45,12 @@ class IllegalTransition(Exception):
     def __init__(self, action: str, current: str) -> None:
         self.action = action
         self.current = current
-        label = State(current).label.lower()
+        label = STATE_PHRASES.get(current, State(current).label.lower())
         super().__init__(f"A request that is {label} can't be {ACTION_PAST[action]}.")
+
+
+# How "A request that is …" reads for states whose label doesn't fit the sentence.
+STATE_PHRASES = {"draft": "a draft", "needs_info": "waiting for information"}
 
 
 ACTION_PAST = {
@@ -58,6 +62,7 @@ ACTION_PAST = {
     "deny": "denied",
     "withdraw": "withdrawn",
     "assign": "assigned (only open requests can be)",
+    "edit": "edited (only drafts can be)",
 }
 
 

@@ -308,6 +308,8 @@ class CustomerStepsTestCase(PortalTestCase):
         self.assertContains(r, "Only drafts can be edited")
         body = {"addresses": ["203.0.113.30"], "submit": False}
         api = self.api().put(f"/api/v1/requests/{self.req.id}", body, format="json")
-        self.assertEqual(api.status_code, 400)
-        self.assertEqual(api.json(), ["Only drafts can be edited; this request was already submitted."])
+        self.assertEqual(api.status_code, 409)
+        self.assertEqual(
+            api.json()["detail"], "A request that is waiting for information can't be edited (only drafts can be)."
+        )
         self.assertEqual([b.cidr for b in self.req.blocks.all()], ["203.0.113.5"])

@@ -1,17 +1,24 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from portal.accounts.management.commands.seed_demo import DEMO_PASSWORD, STAFF, TENANTS
+from portal.core.demo_zone import DBL_ZONE, DNSBL_ZONE, demo_zone
+from portal.lib.dnsserver import running
 
 
 class Command(BaseCommand):
-    help = "Serve the portal and run its worker in one foreground process (Ctrl-C stops both)."
+    help = (
+        "Serve the portal, its worker and a demo DNS server in one foreground process "
+        "(Ctrl-C stops them all)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--addr", default="127.0.0.1")
@@ -22,19 +29,33 @@ class Command(BaseCommand):
         logins = [(email, f"customer of {spec.name}") for spec in TENANTS for email in spec.members]
         logins += [(email, " + ".join(roles)) for email, roles in STAFF]
         width = max(len(email) for email, _ in logins)
-        self.stdout.write(self.style.SUCCESS(f"\nThe portal is at {url}\n"))
-        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
-        for email, what in logins:
-            self.stdout.write(f"  {email:<{width}}  {what}")
-        self.stdout.write("\nPress Ctrl-C to stop the web server and the worker.\n")
-        worker = subprocess.Popen([sys.executable, "manage.py", "runworker"])
-        try:
-            call_command("runserver", f"{options['addr']}:{options['port']}", use_reloader=False)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            worker.terminate()
+        with running(demo_zone()) as dns_port:
+            # The checks ask the demo DNS server, so that they show real outcomes offline.
+            dns = {
+                "DNS_NAMESERVERS": "127.0.0.1",
+                "DNS_PORT": str(dns_port),
+                "DNSBL_ZONE": DNSBL_ZONE,
+                "DBL_ZONE": DBL_ZONE,
+            }
+            settings.DNS_NAMESERVERS, settings.DNS_PORT = ["127.0.0.1"], dns_port
+            settings.DNSBL_ZONE, settings.DBL_ZONE = DNSBL_ZONE, DBL_ZONE
+            self.stdout.write(self.style.SUCCESS(f"\nThe portal is at {url}\n"))
+            self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+            for email, what in logins:
+                self.stdout.write(f"  {email:<{width}}  {what}")
+            self.stdout.write(
+                f"\nDemo DNS on 127.0.0.1:{dns_port} (zones {DNSBL_ZONE}, {DBL_ZONE}); try 203.0.113.40 "
+                "(listed on CSS) or 203.0.113.25 (clean) as Acme's customer."
+            )
+            self.stdout.write("Press Ctrl-C to stop the web server and the worker.\n")
+            worker = subprocess.Popen([sys.executable, "manage.py", "runworker"], env={**os.environ, **dns})
             try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+                call_command("runserver", f"{options['addr']}:{options['port']}", use_reloader=False)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
