@@ -14,12 +14,18 @@ from portal.accounts.models import Actor
 from portal.audit.log import record
 from portal.enforcement.models import Exemption
 from portal.review import decisions
-from portal.unblock.models import MessageKind, State, UnblockRequest
+from portal.unblock.models import MessageKind, RequestedBlock, State, UnblockRequest
 from tests.review.base import ReviewTestCase
 from tests.review.test_request_page import complaint, listed, vetted
 
 # A page that needs more than this is doing per-row work.
 CEILING = 25
+
+
+def add_block(req: UnblockRequest, cidr: str) -> None:
+    block = RequestedBlock(request=req)
+    block.set_network(ipaddress.ip_network(cidr))
+    block.save()
 
 
 class QueryCountTestCase(ReviewTestCase):
@@ -81,14 +87,10 @@ class QueryCountTestCase(ReviewTestCase):
 
         def grow() -> None:
             for i in range(6, 14):
-                block = req.blocks.create()
-                block.set_network(ipaddress.ip_network(f"203.0.113.{i}"))
-                block.save()
+                add_block(req, f"203.0.113.{i}")
                 complaint(f"203.0.113.{i}")
                 listed(f"203.0.113.{i}", "zen.spamhaus.org")
-            block = req.blocks.create()
-            block.set_network(ipaddress.ip_network("203.0.113.16/29"))
-            block.save()
+            add_block(req, "203.0.113.16/29")
             for i in range(10):
                 req.messages.create(author_label="x", kind=MessageKind.NOTE, body=f"note {i}", internal=True)
                 record(actor=Actor(user=self.rita), action="test.event", obj=req, reason=str(i))
@@ -124,9 +126,7 @@ class QueryCountTestCase(ReviewTestCase):
 
         def grow() -> None:
             for i in range(6, 14):
-                block = req.blocks.create()
-                block.set_network(ipaddress.ip_network(f"203.0.113.{i}"))
-                block.save()
+                add_block(req, f"203.0.113.{i}")
                 req.messages.create(author_label="x", kind=MessageKind.NOTE, body=f"note {i}", internal=True)
             decisions.approve(
                 req=req, user=self.ada, cidrs=None, expires_at=timezone.now() + timedelta(days=1), note="first"
