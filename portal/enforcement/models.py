@@ -191,8 +191,10 @@ class Delivery(models.Model):
 
     def claim(self, lease: timedelta) -> bool:
         now = timezone.now()
+        # Due again at the moment of claiming: another worker may have tried it and scheduled
+        # the retry since this one read it.
         return (
-            Delivery.objects.filter(pk=self.pk, state=DeliveryState.PENDING)
+            Delivery.objects.filter(pk=self.pk, state=DeliveryState.PENDING, next_attempt_at__lte=now)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .update(claimed_until=now + lease, attempts=models.F("attempts") + 1)
             == 1

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import random
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,8 @@ from portal.notifications.outbox import queue_email
 
 log = logging.getLogger(__name__)
 SLOW_DOWN = (429, 502, 503, 504)
-WORKER_NAME = socket.gethostname()
+# As the worker names its heartbeat: several workers may run on one machine.
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
@@ -113,9 +115,19 @@ def next_attempt_at(attempts: int, result: Result) -> datetime | None:
 
 
 def deliver_due_webhooks(limit: int = 100) -> int:
+    """Send one round of due messages; returns how many were attempted."""
     lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT * 2 + 30)
-    candidates = Delivery.objects.due().select_related("endpoint").order_by("next_attempt_at")[:limit]
-    claimed = [d for d in candidates if d.claim(lease)]
+    candidates = (
+        Delivery.objects.due().filter(endpoint__enabled=True).select_related("endpoint").order_by("next_attempt_at")
+    )[:limit]
+    # Claim no more than the pool sends at once: a claimed message waiting for a free thread
+    # could outlive its lease and be sent by another worker at the same time.
+    claimed: list[Delivery] = []
+    for candidate in candidates:
+        if len(claimed) == settings.WEBHOOK_CONCURRENCY:
+            break
+        if candidate.claim(lease):
+            claimed.append(candidate)
     if not claimed:
         return 0
     for delivery in claimed:
@@ -124,7 +136,7 @@ def deliver_due_webhooks(limit: int = 100) -> int:
         results = list(pool.map(send, claimed))
     for delivery, result in zip(claimed, results, strict=True):
         record_result(delivery, result)
-    return sum(1 for r in results if r.ok)
+    return len(claimed)
 
 
 def record_result(delivery: Delivery, result: Result) -> None:
@@ -194,7 +206,10 @@ def redeliver(deliveries: list[Delivery], *, actor: Actor) -> int:
     """Send messages again (same webhook-id): failed ones, or delivered ones on request."""
     with transaction.atomic(durable=True):
         ids = [d.pk for d in deliveries]
-        count = Delivery.objects.filter(pk__in=ids).update(
+        now = timezone.now()
+        # A message a worker is sending right now keeps its claim: releasing it would let another
+        # worker send the same message at the same time.
+        count = Delivery.objects.filter(pk__in=ids).exclude(claimed_until__gte=now).update(
             state=DeliveryState.PENDING, next_attempt_at=timezone.now(), claimed_until=None, attempts=0
         )
         if deliveries:

@@ -32,7 +32,9 @@ class ApprovalOutcome:
 
 
 def _lock(req: UnblockRequest) -> UnblockRequest:
-    return UnblockRequest.objects.select_for_update().select_related("tenant").get(pk=req.pk)
+    # Lock the request row only: the tenant is read, not changed, and locking it too would make
+    # every decision wait for the tenant's other requests and for customers filing new ones.
+    return UnblockRequest.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=req.pk)
 
 
 def approve(
@@ -51,13 +53,8 @@ def approve(
         reasons = four_eyes_reasons(req)
         first = req.approvals.filter(final=False).select_related("approver").first()
         if reasons and first is None:
-            Approval.objects.create(
-                request=req,
-                approver=user,
-                cidrs=cidrs or [b.cidr for b in req.blocks.all()],
-                expires_at=expires_at,
-                note=note,
-            )
+            cidrs = cidrs or [b.cidr for b in req.blocks.all()]
+            Approval.objects.create(request=req, approver=user, cidrs=cidrs, expires_at=expires_at, note=note)
             if req.state == State.SUBMITTED:
                 actions.change_state(req, "start_review", actor=actor)
             record(

@@ -30,7 +30,12 @@ class ReviewApiQueueTestCase(ReviewTestCase):
         )
         self.new = self.queued(self.acme, "203.0.113.6", band="low", score=5, domains=("mail.acme.example",))
         self.globex_req = self.queued(
-            self.globex, "198.51.100.72/29", state=State.NEEDS_INFO, hours_ago=5, band="medium", assignee=self.ada
+            self.globex,
+            "198.51.100.72/29",
+            state=State.NEEDS_INFO,
+            hours_ago=5,
+            band="medium",
+            assignee=self.ada,
         )
         self.queued(self.acme, "203.0.113.7", state=State.DENIED)
         self.client_ = self.reviewer_api(self.rita)
@@ -44,7 +49,8 @@ class ReviewApiQueueTestCase(ReviewTestCase):
         r = self.client_.get("/api/v1/review/requests")
         body = r.json()
         self.assertEqual(
-            [item["id"] for item in body["results"]], [str(self.old.id), str(self.globex_req.id), str(self.new.id)]
+            [item["id"] for item in body["results"]],
+            [str(self.old.id), str(self.globex_req.id), str(self.new.id)],
         )
         item = body["results"][0]
         self.assertEqual(
@@ -89,13 +95,22 @@ class ReviewApiQueueTestCase(ReviewTestCase):
 
     def test_it_refuses_filters_it_does_not_know(self) -> None:
         cases = {
-            "state": ({"state": "approved"}, "Select a valid choice. approved is not one of the available choices."),
-            "band": ({"band": "extreme"}, "Select a valid choice. extreme is not one of the available choices."),
+            "state": (
+                {"state": "approved"},
+                "Select a valid choice. approved is not one of the available choices.",
+            ),
+            "band": (
+                {"band": "extreme"},
+                "Select a valid choice. extreme is not one of the available choices.",
+            ),
             "assignee": (
                 {"assignee": "alice@acme.example"},
                 "No active reviewer, approver or admin has the email alice@acme.example.",
             ),
-            "failing": ({"failing": "astrology"}, "Select a valid choice. astrology is not one of the available choices."),
+            "failing": (
+                {"failing": "astrology"},
+                "Select a valid choice. astrology is not one of the available choices.",
+            ),
         }
         for name, (params, message) in cases.items():
             with self.subTest(name):
@@ -123,7 +138,9 @@ class ReviewApiDetailTestCase(ReviewTestCase):
     def test_it_shows_the_checks_the_risk_breakdown_approvals_and_notes(self) -> None:
         req = self.queued(self.acme, "203.0.113.8/29", band="medium", score=45)
         vetted(req)
-        req.messages.create(author_label="ada@provider.example", kind=MessageKind.NOTE, body="Known.", internal=True)
+        req.messages.create(
+            author_label="ada@provider.example", kind=MessageKind.NOTE, body="Known.", internal=True
+        )
         client = self.reviewer_api(self.rita)
         client.post(f"/api/v1/review/requests/{req.id}/approve", {"note": "first"}, format="json")
         body = client.get(f"/api/v1/review/requests/{req.id}").json()
@@ -186,7 +203,9 @@ class ReviewApiDecisionTestCase(ReviewTestCase):
         self.assertAlmostEqual(expiry, timezone.now() + timedelta(days=365), delta=timedelta(minutes=1))
         self.assertEqual(body["request"]["state"], "approved")
         event = AuditEvent.objects.for_object(self.req).get(action="request.approve")
-        self.assertEqual((event.actor, event.actor_label, event.reason), (self.rita, "rita@provider.example", "All good."))
+        self.assertEqual(
+            (event.actor, event.actor_label, event.reason), (self.rita, "rita@provider.example", "All good.")
+        )
 
     def test_it_approves_a_subset_until_a_chosen_date(self) -> None:
         until = timezone.now() + timedelta(days=30)
@@ -248,13 +267,17 @@ class ReviewApiDecisionTestCase(ReviewTestCase):
         self.assertEqual(self.post("assign", {}).json(), {"assignee": ["This field is required."]})
         r = self.post("assign", {"assignee": "alice@acme.example"})
         self.assertEqual(
-            r.json(), {"assignee": ["No active reviewer, approver or admin has the email alice@acme.example."]}
+            r.json(),
+            {"assignee": ["No active reviewer, approver or admin has the email alice@acme.example."]},
         )
         self.assertEqual(self.post("assign", {"assignee": "not an email"}).status_code, 400)
 
     def test_it_acts_as_the_keys_user(self) -> None:
         self.post("assign", {"assignee": "rita@provider.example"})
-        self.assertEqual(self.client_.get("/api/v1/review/requests", {"assignee": "mine"}).json()["results"][0]["id"], str(self.req.id))
+        self.assertEqual(
+            self.client_.get("/api/v1/review/requests", {"assignee": "mine"}).json()["results"][0]["id"],
+            str(self.req.id),
+        )
         event = AuditEvent.objects.for_object(self.req).get(action="review.assigned")
         self.assertEqual(event.actor, self.rita)
 

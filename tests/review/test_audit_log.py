@@ -35,7 +35,7 @@ class AuditLogTestCase(ReviewTestCase):
         assert isinstance(r, StreamingHttpResponse)
         self.assertEqual(r["Content-Type"], "text/csv; charset=utf-8")
         self.assertTrue(r["Content-Disposition"].startswith('attachment; filename="audit-'))
-        body = b"".join(r.streaming_content).decode()  # type: ignore[arg-type]
+        body = b"".join(r.streaming_content).decode()
         return list(csv.reader(io.StringIO(body)))
 
     def test_it_lists_every_event_newest_first(self) -> None:
@@ -102,16 +102,21 @@ class AuditLogTestCase(ReviewTestCase):
                 "Use port 587.",
             ],
         )
-        self.assertEqual([row[2] for row in self.csv_rows(tenant="globex-2")[1:]], ["request.start_review", "review.assigned"])
+        self.assertEqual(
+            [row[2] for row in self.csv_rows(tenant="globex-2")[1:]],
+            ["request.start_review", "review.assigned"],
+        )
 
     def test_it_neutralises_cells_that_spreadsheets_would_run(self) -> None:
-        for reason in ("=HYPERLINK(\"http://evil\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "plain"):
+        for reason in ('=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "plain"):
             record(actor=Actor(user=self.rita), action="test.csv", obj=self.req, reason=reason)
         record(actor=Actor.of_system("=cmd|' /C calc'!A0"), action="test.csv", obj=self.req)
-        rows = [row for row in self.csv_rows(action="test.csv")[1:]]
+        rows = self.csv_rows(action="test.csv")[1:]
         self.assertEqual(
             sorted(row[9] for row in rows),
-            sorted(["'=HYPERLINK(\"http://evil\")", "'+1+1", "'-2+3", "'@SUM(A1)", "'\t=1", "'\r=1", "plain", ""]),
+            sorted(
+                ['\'=HYPERLINK("http://evil")', "'+1+1", "'-2+3", "'@SUM(A1)", "'\t=1", "'\r=1", "plain", ""]
+            ),
         )
         self.assertIn("'=cmd|' /C calc'!A0", [row[1] for row in rows])
 

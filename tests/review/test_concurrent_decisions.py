@@ -12,12 +12,12 @@ import threading
 import unittest
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import TransactionTestCase
 from django.utils import timezone
-from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from portal.accounts.models import ApiKey, Scope, Tenant
@@ -137,18 +137,20 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
             clients.append(client)
         url = f"/api/v1/review/requests/{req.id}"
 
-        def approve() -> object:
-            return clients[0].post(f"{url}/approve", {}, format="json")
+        def approve() -> tuple[int, Any]:
+            r = clients[0].post(f"{url}/approve", {}, format="json")
+            return r.status_code, r.json()
 
-        def deny() -> object:
-            return clients[1].post(f"{url}/deny", {"reason": "Use port 587."}, format="json")
+        def deny() -> tuple[int, Any]:
+            r = clients[1].post(f"{url}/deny", {"reason": "Use port 587."}, format="json")
+            return r.status_code, r.json()
 
         outcomes = self.race(approve, deny)
-        responses = [o for o in outcomes if isinstance(o, Response)]
+        responses = [o for o in outcomes if isinstance(o, tuple)]
         self.assertEqual(len(responses), 2, outcomes)
-        self.assertEqual(sorted(r.status_code for r in responses), [200, 409])
-        conflict = next(r for r in responses if r.status_code == 409)
-        self.assertRegex(conflict.json()["detail"], r"^A request that is (approved|denied) can't be")
+        self.assertEqual(sorted(status for status, _ in responses), [200, 409])
+        conflict = next(body for status, body in responses if status == 409)
+        self.assertRegex(conflict["detail"], r"^A request that is (approved|denied) can't be")
         self.assertEqual(AuditEvent.objects.for_object(req).filter(action__in=DECISIONS).count(), 1)
         req.refresh_from_db()
         self.assertEqual(Exemption.objects.count(), 1 if req.state == State.APPROVED else 0)

@@ -51,7 +51,9 @@ class DecisionTestCase(ReviewTestCase):
         self.assertNotContains(page, "Retired reason")
 
     def test_it_approves_a_subset_and_tells_the_customer(self) -> None:
-        r = self.client.post(f"{self.url}/approve/", {"cidrs": ["203.0.113.6"], "expiry": "30", "note": "Go."})
+        r = self.client.post(
+            f"{self.url}/approve/", {"cidrs": ["203.0.113.6"], "expiry": "30", "note": "Go."}
+        )
         self.assertRedirects(r, f"{self.url}/", fetch_redirect_response=False)
         self.req.refresh_from_db()
         self.assertEqual(self.req.state, State.APPROVED)
@@ -102,7 +104,11 @@ class DecisionTestCase(ReviewTestCase):
             ),
             [
                 ("review.assigned", {"assignee": None}, {"assignee": "ada@provider.example"}),
-                ("review.assigned", {"assignee": "ada@provider.example"}, {"assignee": "rita@provider.example"}),
+                (
+                    "review.assigned",
+                    {"assignee": "ada@provider.example"},
+                    {"assignee": "rita@provider.example"},
+                ),
                 ("review.released", {"assignee": "rita@provider.example"}, {"assignee": None}),
             ],
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -14,6 +15,9 @@ from portal.review.policy import DecisionRefused, four_eyes_reasons
 from portal.unblock.models import State, UnblockRequest
 from tests.base import make_user
 from tests.review.base import ReviewTestCase
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
 BLOCK, SINGLE = "203.0.113.8/29", "203.0.113.20"
 
@@ -27,7 +31,7 @@ class FourEyesWebTestCase(ReviewTestCase):
         # A block larger than one address: four-eyes applies whatever the risk.
         self.req = self.queued(self.acme, BLOCK, SINGLE)
 
-    def approve(self, *cidrs: str, expiry: str = "365", note: str = "") -> object:
+    def approve(self, *cidrs: str, expiry: str = "365", note: str = "") -> TestResponse:
         return self.client.post(
             f"/review/requests/{self.req.id}/approve/",
             {"cidrs": list(cidrs or (BLOCK, SINGLE)), "expiry": expiry, "note": note},

@@ -99,7 +99,11 @@ class QueryCountTestCase(ReviewTestCase):
                 exemption.set_network(ipaddress.ip_network(f"203.0.113.{40 + i}"))
                 exemption.save()
             decisions.approve(
-                req=req, user=self.rita, cidrs=None, expires_at=timezone.now() + timedelta(days=1), note="first"
+                req=req,
+                user=self.rita,
+                cidrs=None,
+                expires_at=timezone.now() + timedelta(days=1),
+                note="first",
             )
 
         self.assertConstant(get, grow)
@@ -129,7 +133,11 @@ class QueryCountTestCase(ReviewTestCase):
                 add_block(req, f"203.0.113.{i}")
                 req.messages.create(author_label="x", kind=MessageKind.NOTE, body=f"note {i}", internal=True)
             decisions.approve(
-                req=req, user=self.ada, cidrs=None, expires_at=timezone.now() + timedelta(days=1), note="first"
+                req=req,
+                user=self.ada,
+                cidrs=None,
+                expires_at=timezone.now() + timedelta(days=1),
+                note="first",
             )
 
         self.assertConstant(get, grow)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
-
-from django.http import HttpResponse
+from typing import TYPE_CHECKING, Any
 
 from portal.review.models import DenialReason
 from portal.unblock.models import State, UnblockRequest
 from tests.review.base import ReviewTestCase
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
 
 def cursor(values: list[Any]) -> str:
@@ -46,7 +47,7 @@ class QueueTestCase(ReviewTestCase):
         self.draft = self.make_request(self.acme, "203.0.113.8", state=State.DRAFT)
         self.client.force_login(self.rita)
 
-    def get(self, **params: str) -> HttpResponse:
+    def get(self, **params: str) -> TestResponse:
         r = self.client.get("/review/", params)
         self.assertEqual(r.status_code, 200)
         return r
@@ -114,7 +115,11 @@ class QueueTestCase(ReviewTestCase):
         context = self.get().context
         self.assertEqual(
             context["state_counts"],
-            [("submitted", "Submitted", 1), ("in_review", "In review", 1), ("needs_info", "Needs information", 1)],
+            [
+                ("submitted", "Submitted", 1),
+                ("in_review", "In review", 1),
+                ("needs_info", "Needs information", 1),
+            ],
         )
         self.assertEqual(
             context["band_counts"], [("low", "Low", 1), ("medium", "Medium", 1), ("high", "High", 1)]
@@ -185,7 +190,9 @@ class QueuePaginationTestCase(ReviewTestCase):
                 r = self.client.get("/review/", {"after": value})
                 self.assertEqual(r.status_code, 200)
                 self.assertEqual(r.context["page"].rows, first)
-        r = self.client.get("/review/", {"sort": "risk", "after": cursor(["x", "2026-01-01T00:00:00+00:00", "y"])})
+        r = self.client.get(
+            "/review/", {"sort": "risk", "after": cursor(["x", "2026-01-01T00:00:00+00:00", "y"])}
+        )
         self.assertEqual(r.status_code, 200)
 
 
@@ -197,7 +204,7 @@ class BulkActionTestCase(ReviewTestCase):
         self.reason = DenialReason.objects.create(title="Use a relay", text="Send through port 587.")
         self.client.force_login(self.rita)
 
-    def post(self, **data: Any) -> HttpResponse:
+    def post(self, **data: Any) -> TestResponse:
         data.setdefault("next", "/review/?state=submitted")
         r = self.client.post("/review/bulk/", data)
         self.assertEqual(r.status_code, 302)
@@ -222,10 +229,15 @@ class BulkActionTestCase(ReviewTestCase):
 
     def test_it_denies_with_one_reason_and_reports_what_it_skipped(self) -> None:
         page = self.post(
-            ids=[self.a.id, self.b.id, self.done.id], action="deny", canned=self.reason.pk, text="See the docs."
+            ids=[self.a.id, self.b.id, self.done.id],
+            action="deny",
+            canned=self.reason.pk,
+            text="See the docs.",
         )
         self.assertContains(page, "2 request(s) updated.")
-        self.assertContains(page, f"Skipped {self.done.reference}: A request that is approved can&#x27;t be denied.")
+        self.assertContains(
+            page, f"Skipped {self.done.reference}: A request that is approved can&#x27;t be denied."
+        )
         for req in (self.a, self.b):
             req.refresh_from_db()
             self.assertEqual(req.state, State.DENIED)
@@ -251,7 +263,9 @@ class BulkActionTestCase(ReviewTestCase):
         self.assertContains(page, "Select at least one request and an action.")
 
     def test_it_returns_to_the_filtered_queue_and_nowhere_else(self) -> None:
-        r = self.client.post("/review/bulk/", {"ids": [self.a.id], "action": "claim", "next": "/review/?band=low"})
+        r = self.client.post(
+            "/review/bulk/", {"ids": [self.a.id], "action": "claim", "next": "/review/?band=low"}
+        )
         self.assertRedirects(r, "/review/?band=low", fetch_redirect_response=False)
         for next_url in ("https://evil.example/", "//evil.example/review/", ""):
             with self.subTest(next=next_url):

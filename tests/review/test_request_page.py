@@ -55,7 +55,9 @@ def complaint(address: str, *, days_ago: int = 3, abuse: bool = True, kind: str 
 
 def listed(address: str, zone: str) -> None:
     now = timezone.now()
-    ListingStatus.objects.create(address=address, zone=zone, listed=True, codes=["127.0.0.2"], since=now, checked_at=now)
+    ListingStatus.objects.create(
+        address=address, zone=zone, listed=True, codes=["127.0.0.2"], since=now, checked_at=now
+    )
 
 
 class RequestPageTestCase(ReviewTestCase):
@@ -74,7 +76,9 @@ class RequestPageTestCase(ReviewTestCase):
         self.assertContains(page, "2025-01-01")
         self.assertContains(page, "Good, 12 paid invoices")
         self.assertContains(page, "<dd>verified</dd>", html=True)
-        self.assertContains(page, f'<a href="/review/requests/{earlier.id}/">{earlier.reference}</a> (denied)', html=True)
+        self.assertContains(
+            page, f'<a href="/review/requests/{earlier.id}/">{earlier.reference}</a> (denied)', html=True
+        )
         self.assertContains(page, "203.0.113.30 · Active · expires never")
 
     def test_it_shows_each_check_with_its_evidence_and_the_risk_breakdown(self) -> None:
@@ -109,7 +113,9 @@ class RequestPageTestCase(ReviewTestCase):
         self.assertContains(page, "https://check.spamhaus.org/results/?query=203.0.113.8")
 
     def test_it_shows_the_conversation_with_internal_notes_marked(self) -> None:
-        self.req.messages.create(author_label="rita@provider.example", kind=MessageKind.QUESTION, body="Selector?")
+        self.req.messages.create(
+            author_label="rita@provider.example", kind=MessageKind.QUESTION, body="Selector?"
+        )
         self.req.messages.create(author_label="alice@acme.example", kind=MessageKind.ANSWER, body="s1")
         self.req.messages.create(
             author_label="ada@provider.example", kind=MessageKind.NOTE, body="Known sender.", internal=True
@@ -124,7 +130,7 @@ class RequestPageTestCase(ReviewTestCase):
         UnblockRequest.objects.filter(pk=self.req.pk).update(state=State.APPROVED)
         page = self.client.get(self.url)
         self.assertNotContains(page, "Give first approval")
-        self.assertNotContains(page, 'action="/review/requests/%s/deny/"' % self.req.id)
+        self.assertNotContains(page, f'action="/review/requests/{self.req.id}/deny/"')
 
     def test_it_polls_only_the_checks_while_they_run(self) -> None:
         VettingRun.objects.create(request=self.req, reason=RunReason.STAFF_RECHECK, requested_by="rita")
@@ -135,4 +141,6 @@ class RequestPageTestCase(ReviewTestCase):
         self.assertNotIn("Conversation", html)
 
     def test_it_is_404_for_an_unknown_request(self) -> None:
-        self.assertEqual(self.client.get("/review/requests/00000000-0000-0000-0000-000000000000/").status_code, 404)
+        self.assertEqual(
+            self.client.get("/review/requests/00000000-0000-0000-0000-000000000000/").status_code, 404
+        )

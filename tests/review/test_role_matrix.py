@@ -200,10 +200,8 @@ class ApiRoleMatrixTestCase(ReviewTestCase):
                 self.assertEqual(r.status_code, status)
                 if status == 403:
                     self.assertEqual(
-                        r.json(),
-                        {
-                            "detail": "Only approvers can grant an exemption with no expiry; choose an expiry date."
-                        },
+                        r.json()["detail"],
+                        "Only approvers can grant an exemption with no expiry; choose an expiry date.",
                     )
                 else:
                     self.assertEqual([e["expires_at"] for e in r.json()["exemptions"]], [None])

@@ -98,12 +98,12 @@ class SeparationOfDutiesTestCase(ReviewTestCase):
             "assign another reviewer.",
             status_code=403,
         )
-        r = self.reviewer_api(self.rita).post(
+        api_response = self.reviewer_api(self.rita).post(
             f"/api/v1/review/requests/{self.req.id}/assign",
             {"assignee": "sam@provider.example"},
             format="json",
         )
-        self.assertEqual(r.status_code, 403)
+        self.assertEqual(api_response.status_code, 403)
         self.assertUntouched()
 
     def test_they_act_on_other_tenants_requests(self) -> None:
