@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from portal.agent.client import Change, ChangePage, KeyRefused, PortalClient, PortalError, Unreachable
+from portal.agent.client import BadFeed, Change, ChangePage, KeyRefused, PortalClient, PortalError, Unreachable
 from portal.agent.config import FAIL_CLOSED, Config
 from portal.agent.nft import (
     Elements,
@@ -72,6 +72,7 @@ class Agent:
         self.need_snapshot = True
         self.emptied = False  # failed closed: the sets are empty on purpose
         self.installed = False  # this process put a known set in the kernel
+        self.fell_back = False  # the portal failed before the first snapshot; the fallback is in place
         self.saved: SavedState | None = None
         self.key_refused = False
         self.last_sync: float | None = None  # time.monotonic() of the last successful sync
@@ -128,7 +129,7 @@ class Agent:
             if self.need_snapshot:
                 snapshots += 1
                 if snapshots > 2:
-                    raise NftError("two snapshots in a row did not settle; giving up until the next try")
+                    raise BadFeed("the feed did not settle after two snapshots; trying again later")
                 self._load_snapshot()
             cursor = self.cursor
             assert cursor is not None
@@ -259,7 +260,8 @@ class Agent:
                 )
         else:
             log.warning("%s; the set in force stays, trying again", exc)
-        if not self.installed:
+        if not self.installed and not self.fell_back:
+            self.fell_back = True
             self._install_saved()
 
     def _note_failure(self, message: str) -> None:
@@ -289,7 +291,7 @@ class Agent:
         otherwise the kernel keeps what it has (the table is empty if it was just created)."""
         saved = self.saved
         with self._lock:
-            if saved is None or self.installed:
+            if saved is None:
                 log.warning("no saved state to fall back on; the sets in the kernel stay as they are")
                 return
             try:

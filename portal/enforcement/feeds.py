@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from threading import Lock
 

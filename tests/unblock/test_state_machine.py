@@ -310,6 +310,7 @@ class CustomerStepsTestCase(PortalTestCase):
         api = self.api().put(f"/api/v1/requests/{self.req.id}", body, format="json")
         self.assertEqual(api.status_code, 409)
         self.assertEqual(
-            api.json()["detail"], "A request that is waiting for information can't be edited (only drafts can be)."
+            api.json()["detail"],
+            "A request that is waiting for information can't be edited (only drafts can be).",
         )
         self.assertEqual([b.cidr for b in self.req.blocks.all()], ["203.0.113.5"])
