@@ -16,7 +16,10 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = "--quick" in sys.argv[1:]
@@ -65,10 +68,8 @@ settings.STORAGES = {
 }
 
 
-def server_connection(dbname: str = "postgres") -> object:
+def server_connection(dbname: str = "postgres") -> psycopg.Connection[tuple[Any, ...]]:
     """An autocommit psycopg connection to `dbname` on the bench server."""
-    import psycopg
-
     parts = urlsplit(URL)
     return psycopg.connect(
         host=parts.hostname or "127.0.0.1",
@@ -81,21 +82,16 @@ def server_connection(dbname: str = "postgres") -> object:
 
 
 def exists() -> bool:
-    import psycopg
-
     with server_connection() as conn:
-        assert isinstance(conn, psycopg.Connection)
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [NAME]).fetchone() is not None
 
 
 def recreate() -> None:
     """Drop the bench database (and only it) and create it empty."""
-    import psycopg
     from django.db import connection
 
     connection.close()
     with server_connection() as conn:
-        assert isinstance(conn, psycopg.Connection)
         conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{NAME}"')
 
@@ -105,7 +101,9 @@ def comment() -> str:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [NAME])
+        cursor.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [NAME]
+        )
         row = cursor.fetchone()
     return str(row[0]) if row and row[0] else ""
 

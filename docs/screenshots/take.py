@@ -3,9 +3,11 @@
     .venv/bin/python docs/screenshots/take.py
 
 Builds a throwaway SQLite database (in a temporary directory, removed afterwards) with the demo
-data, serves the portal on a free port, signs in as the demo customer and writes the PNGs next to
-this file: the request list, a request that needs information, and the new-request form showing
-an inline error, on a laptop and on a phone.
+data, runs the automated checks against the demo DNS server (as `make demo`'s worker would),
+serves the portal on a free port and writes the PNGs next to this file. As the demo customer: the
+request list, a request that needs information, and the new-request form showing an inline
+error, on a laptop and on a phone. As the demo reviewer: the review queue and a request's page
+with its checks, risk breakdown and decision forms.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ CHROMIUM_ARGS = [
 ]
 LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+CUSTOMER = "alice@acme.example"
+REVIEWER = "reviewer@provider.example"
+REVIEWED_ADDRESS = "198.51.100.70"  # Globex's demo request: failing checks, high risk, four-eyes
 
 
 def free_port() -> int:
@@ -75,14 +80,29 @@ def demo_server(env: dict[str, str]) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def signed_in_page(browser: Browser, url: str, viewport: ViewportSize, password: str) -> Page:
+def run_vetting() -> None:
+    """Vet the demo requests now, against the demo DNS, so that the pages show real checks."""
+    from django.conf import settings
+
+    from portal.core.demo_zone import DBL_ZONE, DNSBL_ZONE, demo_zone
+    from portal.lib.dnsserver import running
+    from portal.vetting.jobs import run_due_vetting
+
+    with running(demo_zone()) as dns_port:
+        settings.DNS_NAMESERVERS, settings.DNS_PORT = ["127.0.0.1"], dns_port
+        settings.DNSBL_ZONE, settings.DBL_ZONE = DNSBL_ZONE, DBL_ZONE
+        while run_due_vetting():
+            pass
+
+
+def signed_in_page(browser: Browser, url: str, viewport: ViewportSize, email: str, password: str) -> Page:
     page = browser.new_context(viewport=viewport).new_page()
     page.set_default_timeout(10_000)
     page.goto(f"{url}/login/")
-    page.get_by_label("Email").fill("alice@acme.example")
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{url}/requests/")
+    page.wait_for_url(lambda current: "/login/" not in current)
     return page
 
 
@@ -103,7 +123,7 @@ def take_screenshots(url: str, password: str) -> list[Path]:
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        laptop = signed_in_page(browser, url, LAPTOP, password)
+        laptop = signed_in_page(browser, url, LAPTOP, CUSTOMER, password)
         shoot(laptop, "request-list.png")
         laptop.get_by_role("row").filter(has_text="Needs information").get_by_role("link").click()
         expect(laptop.get_by_role("heading", name="Timeline")).to_be_visible()
@@ -111,9 +131,16 @@ def take_screenshots(url: str, password: str) -> list[Path]:
         show_form_error(laptop, url)
         shoot(laptop, "request-form.png", full_page=False)
 
-        phone = signed_in_page(browser, url, PHONE, password)
+        phone = signed_in_page(browser, url, PHONE, CUSTOMER, password)
         show_form_error(phone, url)
         shoot(phone, "request-form-phone.png", full_page=False)
+
+        reviewer = signed_in_page(browser, url, LAPTOP, REVIEWER, password)
+        expect(reviewer.get_by_role("heading", name="Review queue")).to_be_visible()
+        shoot(reviewer, "review-queue.png")
+        reviewer.get_by_role("row").filter(has_text=REVIEWED_ADDRESS).get_by_role("link").first.click()
+        expect(reviewer.get_by_role("heading", name="Automated checks")).to_be_visible()
+        shoot(reviewer, "review-request.png")
         browser.close()
     return written
 
@@ -132,6 +159,7 @@ def main() -> None:
     try:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo")
+        run_vetting()
         with demo_server(env) as url:
             for path in take_screenshots(url, DEMO_PASSWORD):
                 print(path.relative_to(ROOT))

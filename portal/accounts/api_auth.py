@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -21,25 +23,39 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[User | AnonymousUser, ApiKey] | None:
         header = get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword:
+        if not header or header[0].lower() not in (self.keyword, b"basic"):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header; send 'Authorization: Bearer <key>'."
             )
+        basic = header[0].lower() == b"basic"
         try:
-            key = header[1].decode("ascii")
-        except UnicodeDecodeError:
+            key = _password_of(header[1]) if basic else header[1].decode("ascii")
+        except (UnicodeDecodeError, ValueError, binascii.Error):
             raise exceptions.AuthenticationFailed("The API key contains invalid characters.") from None
         api_key = ApiKey.authenticate(key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        if basic and api_key.scope != Scope.ENFORCEMENT:
+            # Firewalls' list fetchers (Palo Alto EDL, FortiGate) can only send Basic credentials;
+            # nothing else needs to, so other keys stay Bearer-only.
+            raise exceptions.AuthenticationFailed("Send this key as 'Authorization: Bearer <key>'.")
         api_key.touch()
         user = api_key.created_by if api_key.created_by is not None else AnonymousUser()
         return user, api_key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+def _password_of(credentials: bytes) -> str:
+    """The password of HTTP Basic credentials (any user name): where firewalls put the key."""
+    decoded = base64.b64decode(credentials, validate=True).decode("ascii")
+    _, separator, password = decoded.partition(":")
+    if not separator:
+        raise ValueError("no password")
+    return password
 
 
 def api_key_of(request: Request) -> ApiKey:

@@ -36,7 +36,7 @@ class KeyRefused(PortalError):
     """401 or 403: the key is wrong, revoked, or not an enforcement key. It won't heal itself."""
 
     def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"the portal refused the agent's key (HTTP {status}): {detail}")
+        super().__init__(f"the portal refused the agent's key (HTTP {status}: {detail.rstrip('.')})")
         self.status = status
 
 
@@ -104,7 +104,12 @@ def parse_changes(data: Any) -> ChangePage:
         if not isinstance(item.get("exemption"), str):
             raise BadFeed(f"a change names no exemption: {item!r}")
         changes.append(
-            Change(_count(item.get("seq"), "a change's seq"), item["op"], item["exemption"], parse_block(item.get("block")))
+            Change(
+                _count(item.get("seq"), "a change's seq"),
+                item["op"],
+                item["exemption"],
+                parse_block(item.get("block")),
+            )
         )
     return ChangePage(
         changes=changes,
@@ -123,7 +128,13 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 class PortalClient:
     def __init__(
-        self, base_url: str, key: str, *, timeout: float = 10.0, ca_file: str | None = None, page_size: int = 1000
+        self,
+        base_url: str,
+        key: str,
+        *,
+        timeout: float = 10.0,
+        ca_file: str | None = None,
+        page_size: int = 1000,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -136,7 +147,7 @@ class PortalClient:
         self.not_modified = 0
 
     def snapshot(self) -> Snapshot:
-        status, body, _ = self._get("/api/v1/feeds/exemptions.json")
+        _, body, _ = self._get("/api/v1/feeds/exemptions.json")
         return parse_snapshot(self._json(body))
 
     def changes(self, after: int) -> ChangePage | None:
@@ -166,10 +177,11 @@ class PortalClient:
         }
         if etag:
             headers["If-None-Match"] = etag
-        request = urllib.request.Request(self.base_url + path, headers=headers)  # noqa: S310 - http(s) only, checked in config
+        # The URL's scheme was checked (http or https) when the configuration was read.
+        request = urllib.request.Request(self.base_url + path, headers=headers)  # noqa: S310
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                status, body, headers = response.status, response.read(MAX_BODY + 1), response.headers
+                status, body, answer = response.status, response.read(MAX_BODY + 1), response.headers
         except urllib.error.HTTPError as exc:
             with exc:
                 if exc.code == 304:
@@ -180,12 +192,12 @@ class PortalClient:
             raise Unreachable(f"the portal at {self.base_url} is unreachable: {reason}") from None
         if len(body) > MAX_BODY:
             raise BadFeed(f"the answer is larger than {MAX_BODY} bytes")
-        if headers.get("Content-Encoding", "") == "gzip":
+        if answer.get("Content-Encoding", "") == "gzip":
             try:
                 body = gzip.decompress(body)
             except (OSError, EOFError) as exc:
                 raise BadFeed(f"the answer is not valid gzip ({exc})") from None
-        return status, body, headers.get("ETag")
+        return status, body, answer.get("ETag")
 
     def _error(self, status: int, body: bytes, retry_after: str | None) -> PortalError:
         try:

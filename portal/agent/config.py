@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,7 +37,7 @@ class Address:
 class Config:
     portal_url: str
     key: str
-    names: Names = Names()
+    names: Names = field(default_factory=Names)
     poll_seconds: float = 10.0
     max_backoff_seconds: float = 300.0
     timeout_seconds: float = 10.0
@@ -64,11 +64,26 @@ OPTIONS: list[tuple[str, str, str, str]] = [
     ("--timeout-seconds", "TIMEOUT_SECONDS", "10", "Timeout of one request to the portal."),
     ("--page-size", "PAGE_SIZE", "1000", "Changes per request (1 to 5000)."),
     ("--state-dir", "STATE_DIR", "/var/lib/eep-agent", "Where the cursor is kept (state.json)."),
-    ("--fail-mode", "FAIL_MODE", FAIL_STATIC, "When the key is refused: fail-static keeps the set, fail-closed empties it."),
+    (
+        "--fail-mode",
+        "FAIL_MODE",
+        FAIL_STATIC,
+        "When the key is refused: fail-static keeps the set, fail-closed empties it.",
+    ),
     ("--health-listen", "HEALTH_LISTEN", "127.0.0.1:9125", "host:port of GET /healthz; 'off' to disable."),
-    ("--stale-seconds", "STALE_SECONDS", "", "Health turns 503 when the last sync is older (default: max(120, 3 polls))."),
+    (
+        "--stale-seconds",
+        "STALE_SECONDS",
+        "",
+        "Health turns 503 when the last sync is older (default: max(120, 3 polls)).",
+    ),
     ("--webhook-listen", "WEBHOOK_LISTEN", "", "host:port to receive the portal's webhooks on; unset: none."),
-    ("--webhook-secret-file", "WEBHOOK_SECRET_FILE", "", "File with the endpoint's whsec_ secret(s), one a line."),
+    (
+        "--webhook-secret-file",
+        "WEBHOOK_SECRET_FILE",
+        "",
+        "File with the endpoint's whsec_ secret(s), one a line.",
+    ),
     ("--ca-file", "CA_FILE", "", "CA bundle for the portal's certificate (default: the system's)."),
     ("--log-level", "LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
 ]
@@ -82,7 +97,9 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "EEP_AGENT_KEY or --key-file; EEP_AGENT_WEBHOOK_SECRET (comma-separated) or --webhook-secret-file.",
     )
     for flag, suffix, default, help_ in OPTIONS:
-        parser.add_argument(flag, default=environ.get(PREFIX + suffix, default), help=f"{help_} [{PREFIX}{suffix}]")
+        parser.add_argument(
+            flag, default=environ.get(PREFIX + suffix, default), help=f"{help_} [{PREFIX}{suffix}]"
+        )
     return parser
 
 
@@ -118,7 +135,11 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     parts = urlsplit(args.portal_url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError("--portal-url must be the portal's http(s) URL, e.g. https://portal.example.net.")
-    key = _read_secret_file(args.key_file, "API key") if args.key_file else environ.get(PREFIX + "KEY", "").strip()
+    key = (
+        _read_secret_file(args.key_file, "API key")
+        if args.key_file
+        else environ.get(PREFIX + "KEY", "").strip()
+    )
     if not key:
         raise ConfigError("No API key: give --key-file (or EEP_AGENT_KEY) with an enforcement key.")
     try:
@@ -144,7 +165,10 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             raise ConfigError(str(exc)) from None
     webhook_listen = parse_address(args.webhook_listen, "--webhook-listen")
     if webhook_listen and not secrets:
-        raise ConfigError("--webhook-listen needs the endpoint's secret (--webhook-secret-file or EEP_AGENT_WEBHOOK_SECRET).")
+        raise ConfigError(
+            "--webhook-listen needs the endpoint's secret "
+            "(--webhook-secret-file or EEP_AGENT_WEBHOOK_SECRET)."
+        )
     return Config(
         portal_url=args.portal_url.rstrip("/"),
         key=key,
@@ -157,7 +181,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         fail_mode=args.fail_mode,
         health_listen=parse_address(args.health_listen, "--health-listen"),
         stale_seconds=(
-            _number(args.stale_seconds, "--stale-seconds", minimum=poll) if args.stale_seconds else max(120.0, 3 * poll)
+            _number(args.stale_seconds, "--stale-seconds", minimum=poll)
+            if args.stale_seconds
+            else max(120.0, 3 * poll)
         ),
         webhook_listen=webhook_listen,
         webhook_secrets=secrets,

@@ -35,7 +35,8 @@ class Names:
         for what, name in (("table", self.table), ("IPv4 set", self.set4), ("IPv6 set", self.set6)):
             if not NAME.match(name):
                 raise ValueError(
-                    f"The {what} name {name!r} won't do: use a letter, then letters, digits or _ (64 at most)."
+                    f"The {what} name {name!r} won't do: "
+                    "use a letter, then letters, digits or _ (64 at most)."
                 )
         if self.set4 == self.set6:
             raise ValueError("The IPv4 and IPv6 sets need different names.")
@@ -95,7 +96,9 @@ def replace_table(names: Names, elements: Elements) -> str:
         f"add set inet {t} {names.set6} {{ type ipv6_addr; flags interval; }}",
     ]
     for chain, hook in CHAINS:
-        lines.append(f"add chain inet {t} {chain} {{ type filter hook {hook} priority filter; policy accept; }}")
+        lines.append(
+            f"add chain inet {t} {chain} {{ type filter hook {hook} priority filter; policy accept; }}"
+        )
         lines += [f"add rule inet {t} {chain} {rule}" for rule in _chain_rules(names)]
     lines += _element_statements("add", names, names.set4, elements.v4)
     lines += _element_statements("add", names, names.set6, elements.v6)
@@ -112,7 +115,9 @@ def ensure_table(names: Names) -> str:
         f"add set inet {t} {names.set6} {{ type ipv6_addr; flags interval; }}",
     ]
     for chain, hook in CHAINS:
-        lines.append(f"add chain inet {t} {chain} {{ type filter hook {hook} priority filter; policy accept; }}")
+        lines.append(
+            f"add chain inet {t} {chain} {{ type filter hook {hook} priority filter; policy accept; }}"
+        )
         lines.append(f"flush chain inet {t} {chain}")
         lines += [f"add rule inet {t} {chain} {rule}" for rule in _chain_rules(names)]
     return "\n".join(lines) + "\n"

@@ -39,7 +39,11 @@ def _parse(data: Any) -> SavedState:
     if cursor is not None and (not isinstance(cursor, int) or isinstance(cursor, bool) or cursor < 0):
         raise CorruptState(f"its cursor {cursor!r} is not a whole number")
     portal, saved_at, exemptions = data.get("portal"), data.get("saved_at", 0.0), data.get("exemptions")
-    if not isinstance(portal, str) or not isinstance(saved_at, int | float) or not isinstance(exemptions, dict):
+    if (
+        not isinstance(portal, str)
+        or not isinstance(saved_at, int | float)
+        or not isinstance(exemptions, dict)
+    ):
         raise CorruptState("it lacks the portal, the time or the exemptions")
     try:
         blocks = {str(id_): parse_block(block) for id_, block in exemptions.items()}

@@ -21,7 +21,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from portal.agent.client import BadFeed, Change, ChangePage, KeyRefused, PortalClient, PortalError, Unreachable
+from portal.agent.client import (
+    BadFeed,
+    Change,
+    ChangePage,
+    KeyRefused,
+    PortalClient,
+    PortalError,
+    Unreachable,
+)
 from portal.agent.config import FAIL_CLOSED, Config
 from portal.agent.nft import (
     Elements,
@@ -155,7 +163,7 @@ class Agent:
                 log.error("nftables refused a batch (%s); healing with a snapshot", exc)
                 self.need_snapshot = True
                 continue
-            if not page.has_more:
+            if not page.has_more or self.cursor == cursor:  # done, or a page that moved nothing
                 return
 
     # Applying -------------------------------------------------------------------------------
@@ -163,20 +171,17 @@ class Agent:
     def _load_snapshot(self) -> None:
         snapshot = self.client.snapshot()
         with self._lock:
-            before = set(self.exemptions.values()) if self.installed else set()
             self.nft(replace_table(self.config.names, Elements.of(snapshot.exemptions.values())))
+            before, after = set(self.exemptions.values()), set(snapshot.exemptions.values())
+            if self.installed:
+                change = f"added {_blocks(after - before)}; removed {_blocks(before - after)}"
+            else:  # what the kernel held before is not known
+                change = f"in force: {_blocks(after)}"
             self.exemptions = dict(snapshot.exemptions)
             self.cursor = snapshot.cursor
             self.need_snapshot = self.emptied = False
             self.installed = True
-            after = set(self.exemptions.values())
-            log.info(
-                "loaded a snapshot: %d exemptions (added %s; removed %s), cursor %d",
-                len(self.exemptions),
-                _blocks(after - before),
-                _blocks(before - after),
-                self.cursor,
-            )
+            log.info("loaded a snapshot: %d exemptions (%s), cursor %d", len(after), change, self.cursor)
             self._save()
 
     def _apply_page(self, page: ChangePage) -> None:
@@ -234,7 +239,9 @@ class Agent:
                 if change.seq == self.cursor + 1:
                     self._apply_changes([change])
                     return
-                self._commit(self._after([change]), cursor=self.cursor, what=f"webhook #{change.seq} ahead of the feed")
+                self._commit(
+                    self._after([change]), cursor=self.cursor, what=f"webhook #{change.seq} ahead of the feed"
+                )
             except NftError as exc:
                 log.error("nftables refused a webhook's change (%s); healing with a snapshot", exc)
                 self.need_snapshot = True
@@ -253,8 +260,8 @@ class Agent:
                 self._fail_closed(exc)
             else:
                 log.critical(
-                    "%s. Keeping the %d exemptions in force (fail-static); fix the key "
-                    "(manage.py create_api_key --scope enforcement) and the agent picks it up.",
+                    "%s. Keeping the %d exemptions in force (fail-static). Give the agent a valid "
+                    "enforcement key (manage.py create_api_key --scope enforcement) and restart it.",
                     exc,
                     len(self.exemptions),
                 )
@@ -308,7 +315,7 @@ class Agent:
             )
 
     def _backoff(self) -> float:
-        delay = min(self.config.max_backoff_seconds, self.config.poll_seconds * 2 ** min(self.failures, 20))
+        delay = min(self.config.max_backoff_seconds, self.config.poll_seconds * 2.0 ** min(self.failures, 20))
         delay *= random.uniform(0.75, 1.0)  # noqa: S311 - jitter spreads retries, it guards nothing
         if self.retry_after is not None:
             delay = max(delay, min(self.retry_after, self.config.max_backoff_seconds))
@@ -320,8 +327,11 @@ class Agent:
         try:
             saved = self.state_file.load()
         except CorruptState as exc:
-            aside = self.state_file.set_aside()
-            log.warning("the state file is corrupt (%s); moved it to %s, a snapshot will heal it", exc, aside)
+            try:
+                where = f"moved it to {self.state_file.set_aside()}"
+            except OSError as error:
+                where = f"could not move it aside ({error.strerror})"
+            log.warning("the state file is corrupt (%s); %s, a snapshot will heal it", exc, where)
             return None
         if saved is not None and saved.portal != self.config.portal_url:
             log.warning("the state file belongs to %s, not this portal; ignoring it", saved.portal)

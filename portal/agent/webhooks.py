@@ -33,7 +33,15 @@ OPS = {
 
 
 class InvalidWebhook(Exception):
-    """Not a message from the portal (or not a current one): answer 400/401 and apply nothing."""
+    """Not a message from the portal, or not a current one: answer 401 and apply nothing."""
+
+    status = 401
+
+
+class MalformedWebhook(InvalidWebhook):
+    """Signed by the portal but not a message the agent understands: answer 400."""
+
+    status = 400
 
 
 def decode_secret(secret: str) -> bytes:
@@ -77,20 +85,20 @@ def parse_event(body: bytes) -> Change | None:
     try:
         message = json.loads(body)
     except ValueError:
-        raise InvalidWebhook("the body is not JSON") from None
+        raise MalformedWebhook("the body is not JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
-        raise InvalidWebhook("the body has no data object")
+        raise MalformedWebhook("the body has no data object")
     op = OPS.get(str(message.get("type")))
     if op is None:
         return None
     data = message["data"]
     sequence, exemption = data.get("sequence"), data.get("id")
     if not isinstance(sequence, int) or isinstance(sequence, bool) or not isinstance(exemption, str):
-        raise InvalidWebhook("the data lacks the exemption id or the sequence number")
+        raise MalformedWebhook("the data lacks the exemption id or the sequence number")
     try:
         block = parse_block(data.get("block"))
     except BadFeed as exc:
-        raise InvalidWebhook(str(exc)) from None
+        raise MalformedWebhook(str(exc)) from None
     return Change(seq=sequence, op=op, exemption=exemption, block=block)
 
 
@@ -123,7 +131,9 @@ class WebhookStats:
 class WebhookReceiver:
     """Everything between the HTTP request and the agent: returns the status code to answer."""
 
-    def __init__(self, secrets: Sequence[str], apply: Callable[[Change], None], clock: Callable[[], float]) -> None:
+    def __init__(
+        self, secrets: Sequence[str], apply: Callable[[Change], None], clock: Callable[[], float]
+    ) -> None:
         self._keys = [decode_secret(s) for s in secrets]
         self._apply = apply
         self._clock = clock

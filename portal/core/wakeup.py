@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from django.db import connection
@@ -42,9 +43,12 @@ class Listener:
         if self.conn is None:
             self.stop.wait(timeout)
             return
+        deadline = time.monotonic() + timeout
         try:
-            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-                break
+            # In slices of a second: SIGTERM only sets `stop`, which must end the wait promptly.
+            while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                for _ in self.conn.notifies(timeout=min(left, 1.0), stop_after=1):
+                    return
         except Exception:
             log.exception("worker: lost the LISTEN connection, polling from now on")
             self.conn = None

@@ -80,7 +80,11 @@ def _tell_people(exemption: Exemption, event: str, reason: str) -> None:
 def change(exemption: Exemption, event: str, *, actor: Actor, reason: str = "") -> Exemption:
     """The durable version for people and API calls; raises ExemptionConflict if not applicable."""
     with transaction.atomic(durable=True):
-        locked = Exemption.objects.select_for_update().select_related("tenant").get(pk=exemption.pk)
+        # Only the exemption's row: locking the tenant's too would deadlock with a transaction
+        # that holds the feed lock and inserts rows referring to the tenant (audit, exemptions).
+        locked = (
+            Exemption.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=exemption.pk)
+        )
         if not move(locked, event, actor=actor, reason=reason):
             verb = event.split(".")[1]
             raise ExemptionConflict(f"An exemption that is {locked.state} can't be {verb}.")

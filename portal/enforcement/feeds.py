@@ -51,11 +51,18 @@ def feed_state() -> tuple[int, datetime | None]:
     return state["seq"] or 0, state["at"]
 
 
-def _not_modified(request: HttpRequest, etags: tuple[str, ...], last_modified: datetime | None) -> bool:
+def _version(seq: int, at: datetime | None) -> str:
+    # The time of the latest change makes the version unique even when the sequence starts over
+    # (a database restored from a backup): no stale body or 304 survives that.
+    return f"{seq}.{int(at.timestamp() * 1_000_000) if at else 0}"
+
+
+def _not_modified(request: HttpRequest, etags: tuple[str, ...], last_modified: datetime | None) -> str | bool:
+    """False, or the validator that matched: the tag the client holds, or True (any of ours)."""
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         offered = {tag.strip() for tag in if_none_match.split(",")}
-        return "*" in offered or bool(offered & set(etags))
+        return next((tag for tag in etags if tag in offered), False) or "*" in offered
     since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
     return since is not None and last_modified is not None and int(last_modified.timestamp()) <= since
 
@@ -70,10 +77,16 @@ def _respond(
     """Serve the body for `key` (built once per process and key), gzipped when accepted."""
     plain_tag, gzip_tag = f'"{key}"', f'"{key}-gz"'
     wants_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
-    if _not_modified(request, (plain_tag, gzip_tag), last_modified):
+    if matched := _not_modified(request, (plain_tag, gzip_tag), last_modified):
         count("feed_requests", result="not_modified")
         response: HttpResponse = HttpResponseNotModified()
-        response["ETag"] = gzip_tag if wants_gzip else plain_tag
+        # The ETag a 200 would carry: a client that stores a different one from a 304 is out of
+        # step. Small bodies go uncompressed, so wanting gzip doesn't settle it; the tag the
+        # client holds does, else the body's size (built once per process and version).
+        if isinstance(matched, str):
+            response["ETag"] = matched
+        else:
+            response["ETag"] = gzip_tag if wants_gzip and len(_cached(key, build)) > 1024 else plain_tag
     else:
         body = _cached(key, build)
         use_gzip = wants_gzip and len(body) > 1024
@@ -132,7 +145,9 @@ def exemptions_txt(request: Request) -> HttpResponse:
         lines = _active(family).values_list("cidr", flat=True)
         return "".join(f"{cidr}\n" for cidr in lines).encode()
 
-    return _respond(request, f"txt-{family or 'all'}-{seq}", at, "text/plain; charset=utf-8", build)
+    return _respond(
+        request, f"txt-{family or 'all'}-{_version(seq, at)}", at, "text/plain; charset=utf-8", build
+    )
 
 
 @extend_schema(
@@ -168,7 +183,7 @@ def exemptions_json(request: Request) -> HttpResponse:
             {"cursor": seq, "count": len(items), "exemptions": items}, separators=(",", ":")
         ).encode()
 
-    return _respond(request, f"json-{family or 'all'}-{seq}", at, "application/json", build)
+    return _respond(request, f"json-{family or 'all'}-{_version(seq, at)}", at, "application/json", build)
 
 
 @extend_schema(
@@ -233,4 +248,4 @@ def changes(request: Request) -> HttpResponse:
         }
         return json.dumps(payload, separators=(",", ":")).encode()
 
-    return _respond(request, f"changes-{after}-{limit}-{seq}", at, "application/json", build)
+    return _respond(request, f"changes-{after}-{limit}-{_version(seq, at)}", at, "application/json", build)

@@ -78,6 +78,8 @@ class FeedChange(models.Model):
 
     class Meta:
         ordering = ["seq"]
+        # Every feed request reads max(seq) and max(at), 304s included: both must be index look-ups.
+        indexes = [models.Index(fields=["at"], name="feedchange_at")]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.op} {self.cidr}"

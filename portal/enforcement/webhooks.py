@@ -118,7 +118,10 @@ def deliver_due_webhooks(limit: int = 100) -> int:
     """Send one round of due messages; returns how many were attempted."""
     lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT * 2 + 30)
     candidates = (
-        Delivery.objects.due().filter(endpoint__enabled=True).select_related("endpoint").order_by("next_attempt_at")
+        Delivery.objects.due()
+        .filter(endpoint__enabled=True)
+        .select_related("endpoint")
+        .order_by("next_attempt_at")
     )[:limit]
     # Claim no more than the pool sends at once: a claimed message waiting for a free thread
     # could outlive its lease and be sent by another worker at the same time.
@@ -209,8 +212,12 @@ def redeliver(deliveries: list[Delivery], *, actor: Actor) -> int:
         now = timezone.now()
         # A message a worker is sending right now keeps its claim: releasing it would let another
         # worker send the same message at the same time.
-        count = Delivery.objects.filter(pk__in=ids).exclude(claimed_until__gte=now).update(
-            state=DeliveryState.PENDING, next_attempt_at=timezone.now(), claimed_until=None, attempts=0
+        count = (
+            Delivery.objects.filter(pk__in=ids)
+            .exclude(claimed_until__gte=now)
+            .update(
+                state=DeliveryState.PENDING, next_attempt_at=timezone.now(), claimed_until=None, attempts=0
+            )
         )
         if deliveries:
             record(

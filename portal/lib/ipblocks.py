@@ -76,3 +76,10 @@ def bounds(network: Network) -> Bounds:
     first = int(network.network_address)
     last = int(network.broadcast_address)
     return Bounds(network.version, f"{first:0{width}x}", f"{last:0{width}x}")
+
+
+def supernet_firsts(network: Network) -> list[str]:
+    """The first address (as in `bounds`) of every block that contains `network`, itself included."""
+    width = 8 if network.version == 4 else 32
+    starts = {int(network.supernet(new_prefix=p).network_address) for p in range(network.prefixlen + 1)}
+    return [f"{start:0{width}x}" for start in sorted(starts)]

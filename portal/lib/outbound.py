@@ -9,10 +9,12 @@ followed. Only 2xx is success.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -123,10 +125,18 @@ def post(url: str, body: bytes, headers: dict[str, str], policy: Policy) -> Resp
         )
     else:
         connection = http.client.HTTPConnection(str(address), port, timeout=policy.connect_timeout)
+    deadline = start + policy.total_timeout
+    cut = threading.Event()
+    watchdog: threading.Timer | None = None
     try:
         connection.connect()
         assert connection.sock is not None
         connection.sock.settimeout(policy.total_timeout)
+        # A socket timeout bounds each read, not the exchange: a receiver trickling a byte at a
+        # time could hold the sender for ever. At the deadline the socket is shut down.
+        watchdog = threading.Timer(max(deadline - time.monotonic(), 0), _cut, (connection.sock, cut))
+        watchdog.daemon = True
+        watchdog.start()
         host_header = host if ":" not in host else f"[{host}]"
         default_port = 443 if scheme == "https" else 80
         connection.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
@@ -135,12 +145,18 @@ def post(url: str, body: bytes, headers: dict[str, str], policy: Policy) -> Resp
             connection.putheader(name, value)
         connection.endheaders(body)
         response = connection.getresponse()
-        data = _read_bounded(response, policy.max_response_bytes, start + policy.total_timeout)
+        data = _read_bounded(response, policy.max_response_bytes, deadline)
+        if cut.is_set():
+            raise TimeoutError  # the body may have been cut short
     except TimeoutError:
         raise TransportError(f"No complete response within {policy.total_timeout:g}s (timeout)") from None
     except (OSError, http.client.HTTPException) as exc:
+        if cut.is_set():
+            raise TransportError(f"No complete response within {policy.total_timeout:g}s (timeout)") from None
         raise TransportError(f"{type(exc).__name__}: {exc}") from None
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         connection.close()
     return Response(
         response.status,
@@ -148,6 +164,13 @@ def post(url: str, body: bytes, headers: dict[str, str], policy: Policy) -> Resp
         {k.lower(): v for k, v in response.getheaders()},
         int((time.monotonic() - start) * 1000),
     )
+
+
+def _cut(sock: socket.socket, cut: threading.Event) -> None:
+    # socket.socket's own shutdown, also for an SSLSocket: a blocked read returns at once.
+    cut.set()
+    with contextlib.suppress(OSError):  # already closed
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _read_bounded(response: http.client.HTTPResponse, limit: int, deadline: float) -> bytes:

@@ -19,8 +19,8 @@ from django.views.decorators.http import require_POST
 from portal.accounts.models import Actor
 from portal.accounts.views import user_of
 from portal.audit.models import AuditEvent
+from portal.core.blocks import overlapping_q
 from portal.core.http import HtmxHttpRequest
-from portal.lib.ipblocks import bounds
 from portal.lib.keyset import SortKey, paginate
 from portal.reputation.models import ListingStatus, ReputationEvent
 from portal.reputation.views import lookup_links
@@ -141,10 +141,7 @@ def _reputation_by_address(blocks: list[RequestedBlock]) -> list[dict[str, objec
     """Abuse events and current blocklist listings of each address, in two queries in all."""
     if not blocks:
         return []
-    overlaps = []
-    for block in blocks:
-        b = bounds(block.network)
-        overlaps.append(Q(family=b.family, first__lte=b.last, last__gte=b.first))
+    overlaps = [overlapping_q(block.network) for block in blocks]
     any_overlap = Q()
     for overlap in overlaps:
         any_overlap |= overlap

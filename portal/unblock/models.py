@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from portal.accounts.models import Tenant
@@ -115,6 +115,9 @@ class UnblockRequestQuerySet(models.QuerySet["UnblockRequest"]):
         return self.filter(pk__in=blocks)
 
 
+IS_OPEN = Q(state__in=OPEN_STATES)
+
+
 class UnblockRequest(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, models.PROTECT, related_name="unblock_requests")
@@ -153,7 +156,22 @@ class UnblockRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "state"]), models.Index(fields=["state", "submitted_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "state"]),
+            models.Index(fields=["state", "submitted_at"]),
+            # The review queue in each of its sort orders, so that a page (keyset pagination) is a
+            # range of an index rather than a sort of every open request; and its counts per
+            # state and risk band from the index alone.
+            models.Index(fields=["submitted_at", "id"], name="queue_by_age", condition=IS_OPEN),
+            models.Index(
+                Coalesce("risk_score", -1).desc(),
+                "submitted_at",
+                "id",
+                name="queue_by_risk",
+                condition=IS_OPEN,
+            ),
+            models.Index(fields=["state", "risk_band", "id"], name="queue_counts", condition=IS_OPEN),
+        ]
 
     def __str__(self) -> str:
         return f"Request {self.reference}"

@@ -21,7 +21,6 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler
 from playwright.sync_api import (
     Browser,
-    BrowserContext,
     ConsoleMessage,
     Error,
     Page,
@@ -64,12 +63,14 @@ class BrowserTestCase(StaticLiveServerTestCase):
     server_thread_class = SingleThreadedLiveServerThread
     playwright: ClassVar[Playwright]
     browser: ClassVar[Browser]
-    context: BrowserContext
     page: Page
     console_errors: list[str]
     acme: Tenant
     globex: Tenant
     alice: User
+    bob: User
+    rita: User
+    ada: User
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -98,20 +99,30 @@ class BrowserTestCase(StaticLiveServerTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.create_cast()
-        self.context = self.browser.new_context(
+        self.console_errors = []
+        self.page = self.new_page()
+
+    def new_page(self) -> Page:
+        """A page in a browser context of its own (its own cookies: another person signs in there),
+        watched for console errors like every other page of the test."""
+        context = self.browser.new_context(
             base_url=self.live_server_url, viewport={"width": 1280, "height": 900}
         )
-        self.context.set_default_timeout(TIMEOUT_MS)
-        self.page = self.context.new_page()
-        self.console_errors = []
-        self.page.on("console", self._on_console)
-        self.page.on("pageerror", self._on_page_error)
-        self.addCleanup(self.context.close)
+        self.addCleanup(context.close)
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.on("console", self._on_console)
+        page.on("pageerror", self._on_page_error)
+        return page
 
     def create_cast(self) -> None:
-        """The customers' side of tests.base.PortalTestCase's cast (a live server can't use setUpTestData)."""
+        """tests.base.PortalTestCase's cast, minus the admin (a live server can't use setUpTestData)."""
         self.acme = Tenant.objects.create(
-            external_id="acme-1", name="Acme Ltd", account_opened_on=date(2025, 1, 1), identity_verified=True
+            external_id="acme-1",
+            name="Acme Ltd",
+            account_opened_on=date(2025, 1, 1),
+            identity_verified=True,
+            paid_invoices=12,
         )
         self.globex = Tenant.objects.create(
             external_id="globex-2", name="Globex GmbH", account_opened_on=date(2026, 10, 1)
@@ -119,7 +130,11 @@ class BrowserTestCase(StaticLiveServerTestCase):
         allocate(self.acme, "203.0.113.0/26")
         allocate(self.globex, "198.51.100.64/27")
         self.alice = make_user("alice@acme.example")
+        self.bob = make_user("bob@globex.example")
         Membership.objects.create(user=self.alice, tenant=self.acme)
+        Membership.objects.create(user=self.bob, tenant=self.globex)
+        self.rita = make_user("rita@provider.example", "reviewer")
+        self.ada = make_user("ada@provider.example", "reviewer", "approver")
 
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -131,10 +146,12 @@ class BrowserTestCase(StaticLiveServerTestCase):
     def assertNoConsoleErrors(self) -> None:
         self.assertEqual(self.console_errors, [], "the page logged errors (CSP violations show up here)")
 
-    def log_in(self, email: str, password: str = PASSWORD) -> None:
-        """Sign in through the real login form, as a person would."""
-        self.page.goto("/login/")
-        self.page.get_by_label("Email").fill(email)
-        self.page.get_by_label("Password").fill(password)
-        self.page.get_by_role("button", name="Sign in").click()
-        self.page.wait_for_url(lambda url: "/login/" not in url)
+    def log_in(self, email: str, password: str = PASSWORD, *, page: Page | None = None) -> Page:
+        """Sign in through the real login form, as a person would (on the test's page by default)."""
+        page = page or self.page
+        page.goto("/login/")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/login/" not in url)
+        return page

@@ -7,11 +7,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +33,9 @@ from portal.enforcement.periodic import schedule
 from portal.unblock.actions import approve_request
 from portal.unblock.models import RequestedBlock, State, UnblockRequest, UseCase
 from tests.base import PortalTestCase, allocate, make_user
+from tests.dnsserver import running
 from tests.enforcement.receiver import Receiver
+from tests.vetting.zone import DNSBL
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -69,6 +74,23 @@ def endpoint_for(receiver: Receiver, **fields: Any) -> WebhookEndpoint:
     endpoint = WebhookEndpoint.objects.create(url=receiver.url, **fields)
     receiver.secrets = [endpoint.secret]
     return endpoint
+
+
+@contextmanager
+def dnsbl(zone: dict[str, Any]) -> Iterator[None]:
+    """A real DNS server process serving `zone`, as the only DNSBL the monitor asks."""
+    with (
+        running(zone) as port,
+        override_settings(
+            DNS_NAMESERVERS=["127.0.0.1"],
+            DNS_PORT=port,
+            DNS_TIMEOUT=1,
+            DNSBL_ZONE=DNSBL,
+            DNSBL_EXTRA_ZONES=[],
+            SPAMHAUS_DQS_KEY="",
+        ),
+    ):
+        yield
 
 
 def forget_feed_bodies() -> None:
@@ -133,7 +155,7 @@ class Worker:
     """`manage.py runworker` in its own process, against the test database."""
 
     def __init__(self, *, poll: float = 1.0, **env: str) -> None:
-        self.log: IO[str] = tempfile.TemporaryFile("w+")
+        self.log: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop()
         environment = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -156,7 +178,7 @@ class Worker:
 
     @property
     def name(self) -> str:
-        return f"{os.uname().nodename}:{self.process.pid}"
+        return f"{socket.gethostname()}:{self.process.pid}"
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import base64
+
 from django.test import override_settings
 from standardwebhooks.webhooks import Webhook
 
-from portal.accounts.models import Actor, Scope
+from portal.accounts.models import Actor, ApiKey, Scope
 from portal.enforcement.models import Delivery, DeliveryState, FeedChange, WebhookEndpoint
 from portal.enforcement.webhooks import deliver_due_webhooks
 from portal.unblock.actions import approve_request
@@ -36,3 +38,21 @@ class ApprovalToWebhookTestCase(PortalTestCase):
         self.assertEqual([(c["op"], c["block"]) for c in changes["changes"]], [("add", "203.0.113.5")])
         self.assertEqual(changes["cursor"], 1)
         self.assertEqual(str(exemption.id), changes["changes"][0]["exemption"])
+
+
+class BasicAuthForFirewallsTestCase(PortalTestCase):
+    def test_enforcement_keys_work_as_a_basic_password(self) -> None:
+        _, key = ApiKey.issue(name="pan", scope=Scope.ENFORCEMENT, tenant=None, created_by=None)
+        credentials = base64.b64encode(f"firewall:{key}".encode()).decode()
+        r = self.client.get("/api/v1/feeds/exemptions.txt", HTTP_AUTHORIZATION=f"Basic {credentials}")
+        self.assertEqual(r.status_code, 200)
+        wrong = base64.b64encode(f"firewall:{key}x".encode()).decode()
+        r = self.client.get("/api/v1/feeds/exemptions.txt", HTTP_AUTHORIZATION=f"Basic {wrong}")
+        self.assertEqual(r.status_code, 401)
+
+    def test_other_keys_stay_bearer_only(self) -> None:
+        _, key = ApiKey.issue(name="c", scope=Scope.CUSTOMER, tenant=self.acme, created_by=None)
+        credentials = base64.b64encode(f"x:{key}".encode()).decode()
+        r = self.client.get("/api/v1/requests/", HTTP_AUTHORIZATION=f"Basic {credentials}")
+        self.assertEqual(r.status_code, 401)
+        self.assertIn("Bearer", r.json()["detail"])

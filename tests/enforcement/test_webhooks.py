@@ -28,8 +28,7 @@ def time_passes(*deliveries: Delivery) -> None:
 @deliver_to_loopback
 class WebhookDeliveryTestCase(EnforcementTestCase):
     def receive(self) -> Receiver:
-        receiver = self.enterContext(running_receiver())
-        return receiver
+        return self.enterContext(running_receiver())
 
     def test_it_retries_after_a_500_with_the_same_webhook_id(self) -> None:
         receiver = self.receive()
@@ -161,7 +160,9 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
     @override_settings(WEBHOOK_DISABLE_AFTER_HOURS=24)
     def test_it_disables_an_endpoint_that_fails_for_longer_than_the_limit(self) -> None:
         now = timezone.now()
-        long_failing = WebhookEndpoint.objects.create(url="https://a.example/h", failing_since=now - timedelta(hours=25))
+        long_failing = WebhookEndpoint.objects.create(
+            url="https://a.example/h", failing_since=now - timedelta(hours=25)
+        )
         recently_failing = WebhookEndpoint.objects.create(
             url="https://b.example/h", failing_since=now - timedelta(hours=23)
         )
@@ -197,7 +198,9 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
         receiver = self.receive()
         endpoint = endpoint_for(receiver)
         old = endpoint.secret
-        response = self.api(Scope.PROVISIONING).post(f"/api/v1/webhooks/endpoints/{endpoint.id}/rotate-secret")
+        response = self.api(Scope.PROVISIONING).post(
+            f"/api/v1/webhooks/endpoints/{endpoint.id}/rotate-secret"
+        )
         self.assertEqual(response.status_code, 200)
         new = response.json()["secret"]
         self.assertNotEqual(new, old)
@@ -238,7 +241,9 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
 
     def test_it_sends_an_endpoint_only_the_event_types_it_wants(self) -> None:
         receiver = self.receive()
-        suspensions_only = WebhookEndpoint.objects.create(url=receiver.url, event_types=["exemption.suspended"])
+        suspensions_only = WebhookEndpoint.objects.create(
+            url=receiver.url, event_types=["exemption.suspended"]
+        )
         everything = WebhookEndpoint.objects.create(url=receiver.url + "/all")
 
         (exemption,) = self.approve("203.0.113.5")
@@ -274,8 +279,8 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
         delivery = Delivery.objects.get()
 
         self.client.force_login(self.root)
-        response = self.client.post(f"/review/webhooks/{endpoint.id}/deliveries/{delivery.id}/redeliver/")
-        self.assertEqual(response.status_code, 302)
+        page = self.client.post(f"/review/webhooks/{endpoint.id}/deliveries/{delivery.id}/redeliver/")
+        self.assertEqual(page.status_code, 302)
         delivery.refresh_from_db()
         self.assertEqual((delivery.state, delivery.attempts), (DeliveryState.PENDING, 0))
         deliver_due_webhooks()
@@ -361,7 +366,10 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
         self.assertEqual(self.client.get(f"/review/webhooks/{endpoint.id}/").status_code, 404)
         self.assertEqual(self.client.post(f"/review/webhooks/{endpoint.id}/test/").status_code, 404)
         self.assertFalse(Delivery.objects.exists())
-        self.assertEqual(self.api(Scope.ENFORCEMENT).post(f"/api/v1/webhooks/endpoints/{endpoint.id}/test").status_code, 403)
+        self.assertEqual(
+            self.api(Scope.ENFORCEMENT).post(f"/api/v1/webhooks/endpoints/{endpoint.id}/test").status_code,
+            403,
+        )
 
 
 @deliver_to_loopback

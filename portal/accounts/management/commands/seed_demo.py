@@ -73,6 +73,10 @@ class Command(BaseCommand):
             user.save()
 
     def _demo_requests(self, system: Actor) -> None:
+        self._acme_requests()
+        self._globex_requests()
+
+    def _acme_requests(self) -> None:
         acme = Tenant.objects.get(external_id="cust-1001")
         if UnblockRequest.objects.for_tenant(acme).exists():
             return
@@ -123,4 +127,27 @@ class Command(BaseCommand):
             req=second,
             actor=reviewer,
             question="Which DKIM selector will shop.acme.example use, and who receives DMARC reports?",
+        )
+
+    def _globex_requests(self) -> None:
+        # A young tenant with a shaky set-up: the checks warn and fail, the risk is high, and
+        # four-eyes applies, so the queue and the reviewer's page show what they are for.
+        globex = Tenant.objects.get(external_id="cust-1002")
+        if UnblockRequest.objects.for_tenant(globex).exists():
+            return
+        save_request(
+            tenant=globex,
+            actor=Actor(user=User.objects.get(email="bob@globex.example")),
+            submit=True,
+            data=RequestData(
+                addresses=["198.51.100.70"],
+                use_case=UseCase.OWN_MAIL_SERVER,
+                justification="Our mail server delivers directly; we never set up a relay.",
+                mail_software="Exim 4.97",
+                sending_domains=["globex.example"],
+                expected_daily_volume=3000,
+                bounce_handling="We remove addresses that bounce three times.",
+                abuse_contact="abuse@globex.example",
+                accept_aup=True,
+            ),
         )

@@ -1,0 +1,3 @@
+from portal.agent.cli import main
+
+raise SystemExit(main())
