@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, FloatRect, Page, ViewportSize, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
@@ -117,8 +117,16 @@ def show_form_error(page: Page, url: str) -> None:
 def take_screenshots(url: str, password: str) -> list[Path]:
     written: list[Path] = []
 
-    def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
-        page.screenshot(path=OUT / name, full_page=full_page)
+    def shoot(page: Page, name: str, *, full_page: bool = True, down_to: str = "") -> None:
+        """Screenshot the page, or with `down_to` the top of it down to that element's end."""
+        clip: FloatRect | None = None
+        if down_to:
+            box = page.locator(down_to).bounding_box()
+            assert box is not None
+            assert page.viewport_size is not None
+            bottom = box["y"] + box["height"] + 16
+            clip = {"x": 0, "y": 0, "width": page.viewport_size["width"], "height": bottom}
+        page.screenshot(path=OUT / name, full_page=full_page, clip=clip)
         written.append(OUT / name)
 
     with sync_playwright() as playwright:
@@ -140,7 +148,9 @@ def take_screenshots(url: str, password: str) -> list[Path]:
         shoot(reviewer, "review-queue.png")
         reviewer.get_by_role("row").filter(has_text=REVIEWED_ADDRESS).get_by_role("link").first.click()
         expect(reviewer.get_by_role("heading", name="Automated checks")).to_be_visible()
-        shoot(reviewer, "review-request.png")
+        # Down to the checks: the decision forms, the tenant, the addresses, every check and
+        # the risk breakdown (the conversation and the audit trail follow below them).
+        shoot(reviewer, "review-request.png", down_to="#checks")
         browser.close()
     return written
 

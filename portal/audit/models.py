@@ -57,3 +57,17 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("Audit events are append-only.")
+
+    def changes(self) -> list[tuple[str, str | None, str | None]]:
+        """(field, value before, value after) for each field the event names, as pages show them."""
+        before = self.before if isinstance(self.before, dict) else {}
+        after = self.after if isinstance(self.after, dict) else {}
+        return [(key, _shown(before.get(key)), _shown(after.get(key))) for key in {**before, **after}]
+
+
+def _shown(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)

@@ -156,8 +156,12 @@ class AssignForm(forms.Form):
 
 class BulkForm(forms.Form):
     action = forms.ChoiceField(choices=[("claim", "Assign to me"), ("assign", "Assign"), ("deny", "Deny")])
-    assignee = forms.ModelChoiceField(queryset=User.objects.none(), required=False)
-    canned = forms.ModelChoiceField(queryset=DenialReason.objects.filter(active=True), required=False)
+    assignee = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, empty_label="Choose a person"
+    )
+    canned = forms.ModelChoiceField(
+        queryset=DenialReason.objects.filter(active=True), required=False, empty_label="Write my own"
+    )
     text = forms.CharField(required=False, max_length=TEXT_LIMIT)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

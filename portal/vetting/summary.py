@@ -35,8 +35,12 @@ class VettingSummary:
         return [r for r in self.results if r.outcome in ("warn", "fail", "error")]
 
     @property
+    def passed(self) -> list[CheckResult]:
+        return [r for r in self.results if r.outcome in ("pass", "info")]
+
+    @property
     def passed_count(self) -> int:
-        return sum(1 for r in self.results if r.outcome in ("pass", "info"))
+        return len(self.passed)
 
 
 def summarize(req: UnblockRequest, *, for_staff: bool) -> VettingSummary:

@@ -68,7 +68,9 @@ class ReviewFlowInBrowserTestCase(BrowserTestCase):
         # The reviewer narrows the queue to Acme; htmx swaps only the table and updates the URL.
         reviewer = self.log_in("rita@provider.example")
         expect(reviewer.get_by_role("heading", name="Review queue")).to_be_visible()
-        acme_row = reviewer.get_by_role("row").filter(has=reviewer.get_by_role("link", name=self.req.reference))
+        acme_row = reviewer.get_by_role("row").filter(
+            has=reviewer.get_by_role("link", name=self.req.reference)
+        )
         globex_row = reviewer.get_by_role("row").filter(
             has=reviewer.get_by_role("link", name=self.other.reference)
         )

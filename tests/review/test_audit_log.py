@@ -61,6 +61,11 @@ class AuditLogTestCase(ReviewTestCase):
         self.assertEqual(self.events(since=str(today + timedelta(days=1))), [])
         self.assertEqual(self.events(until=str(today - timedelta(days=1))), [])
 
+    def test_it_shows_each_change_field_by_field(self) -> None:
+        page = self.client.get("/review/audit/", {"action": "request.deny"})
+        self.assertContains(page, '<li><span class="muted">state</span> submitted → denied</li>', html=True)
+        self.assertNotContains(page, "{&#x27;state&#x27;")
+
     def test_it_answers_htmx_with_the_table_only(self) -> None:
         r = self.client.get("/review/audit/", {"actor": "rita"}, headers={"HX-Request": "true"})
         html = r.content.decode()

@@ -91,6 +91,14 @@ class RequestPageTestCase(ReviewTestCase):
         self.assertContains(page, "Reverse DNS")
         self.assertContains(page, "12 paid invoices.")
 
+    def test_it_folds_the_passed_checks_away_under_the_problems(self) -> None:
+        vetted(self.req)
+        html = self.client.get(self.url).content.decode()
+        folded = html.index('<details class="passed-checks">')
+        self.assertLess(html.index("203.0.113.5 has no PTR record."), folded)
+        self.assertGreater(html.index("12 paid invoices."), folded)
+        self.assertIn("1 more check passed", html)
+
     def test_it_summarises_the_reputation_of_each_address(self) -> None:
         complaint("203.0.113.5")
         complaint("203.0.113.5", days_ago=400)
