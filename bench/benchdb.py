@@ -125,5 +125,6 @@ def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{os.cpu_count()} cores, {memory:.0f} GiB, PostgreSQL {row[0] if row else '?'} on loopback, "
-        f"Python {sys.version.split()[0]}, Django {django.get_version()}"
+        f"Python {sys.version.split()[0]}, Django {django.get_version()}; "
+        f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews the figures)"
     )

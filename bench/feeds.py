@@ -177,7 +177,7 @@ def main() -> None:
     )
     print(f"{'':42} {'median':>10} {'naive DRF ÷ this':>17} {'this ÷ COPY':>12}  detail")
     for label, ms, detail in rows:
-        print(f"{label:42} {ms:7.1f} ms {naive / ms:16.1f}x {ms / floor:11.1f}x  {detail}")
+        print(f"{label:42} {ms:7.1f} ms {naive / ms:16.1f}x {ms / floor:11.2f}x  {detail}")
 
 
 if __name__ == "__main__":

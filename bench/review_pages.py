@@ -1,13 +1,15 @@
 """Server time of the reviewer's pages with 100,000 requests and 1,000,000 reputation events.
 
-    .venv/bin/python bench/review_pages.py [--quick] [--runs 9]
+    .venv/bin/python bench/review_pages.py [--quick] [--runs 25]
 
 Requests go through django.test.Client (the whole middleware stack, sessions, templates; no
 network) logged in as a reviewer, against the bench database on PostgreSQL. Each page is fetched
-once to warm up, then --runs times; the median is printed with the number of SQL queries and
-their summed time, and its ratio to a baseline page measured in the same run: the customer's
-request list (a page of ~50 requests of one tenant; /healthz is printed as the floor).
-The fixtures come from bench/fixtures.py (generated first if the database lacks them).
+once to warm up, then --runs times. Printed per page: the rows shown, the number of SQL queries
+(the same on every run, or the script stops), the median of their summed time as Django records
+it (each query rounded to the millisecond), the median and 90th percentile of the server time,
+and its ratio to a baseline page of the same run: the customer's request list (about 50
+requests of one tenant). /healthz is printed as the floor. The fixtures come from
+bench/fixtures.py (generated first if the database lacks them).
 """
 
 from __future__ import annotations
@@ -58,18 +60,21 @@ def measure(
     response = client.get(url, headers=headers)  # warm-up: connection, template cache
     if response.status_code != 200:
         raise SystemExit(f"{url}: HTTP {response.status_code}")
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url, headers=headers)
-    # Read them now: the next request's request_started signal empties the query log.
-    count, sql_ms = len(queries), sum(float(q["time"]) for q in queries.captured_queries) * 1000
     rows = response.content.count(b'name="ids"')  # the queue's rows (check boxes)
-    timings = []
+    timings, sql, counts = [], [], set()
     for _ in range(runs):
-        start = time.perf_counter()
-        client.get(url, headers=headers)
-        timings.append((time.perf_counter() - start) * 1000)
+        with CaptureQueriesContext(connection) as queries:
+            start = time.perf_counter()
+            client.get(url, headers=headers)
+            timings.append((time.perf_counter() - start) * 1000)
+            # Read them inside: the next request's request_started signal empties the query log.
+            sql.append(sum(float(q["time"]) for q in queries.captured_queries) * 1000)
+            counts.add(len(queries))
+    if len(counts) != 1:
+        raise SystemExit(f"{url}: the number of queries varies between runs: {sorted(counts)}")
     timings.sort()
     p90 = timings[min(len(timings) - 1, int(len(timings) * 0.9))]
+    count, sql_ms = counts.pop(), statistics.median(sql)
     return Measured(label, url, rows, count, sql_ms, statistics.median(timings), p90)
 
 
@@ -90,7 +95,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     fixtures.add_arguments(parser)
-    parser.add_argument("--runs", type=int, default=9, help="timed fetches per page (median reported)")
+    parser.add_argument("--runs", type=int, default=25, help="timed fetches per page (median reported)")
     args = parser.parse_args()
     sizes = fixtures.sizes_from(args)
     fixtures.ensure(sizes)

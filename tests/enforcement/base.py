@@ -27,7 +27,6 @@ from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
 from portal.accounts.models import Actor, Membership, Tenant
-from portal.enforcement import feeds
 from portal.enforcement.models import Exemption, PeriodicJob, WebhookEndpoint
 from portal.enforcement.periodic import schedule
 from portal.unblock.actions import approve_request
@@ -93,17 +92,7 @@ def dnsbl(zone: dict[str, Any]) -> Iterator[None]:
         yield
 
 
-def forget_feed_bodies() -> None:
-    # Feed bodies are cached per process by sequence number; every test starts the sequence at 1
-    # again with other rows, which production (where the sequence only grows) never does.
-    feeds._bodies.clear()
-
-
 class EnforcementTestCase(PortalTestCase):
-    def setUp(self) -> None:
-        super().setUp()
-        forget_feed_bodies()
-
     def approve(self, *cidrs: str, tenant: Tenant | None = None) -> list[Exemption]:
         return approve(tenant or self.acme, *cidrs, by=self.ada)
 
@@ -118,7 +107,6 @@ class PostgresTestCase(TransactionTestCase):
     root: User
 
     def setUp(self) -> None:
-        forget_feed_bodies()
         self.acme = Tenant.objects.create(
             external_id="acme-1",
             name="Acme Ltd",

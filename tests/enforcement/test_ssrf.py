@@ -163,7 +163,7 @@ class TransportTestCase(SimpleTestCase):
             started = time.monotonic()
             with self.assertRaises(outbound.TransportError) as caught:
                 outbound.post(receiver.url, b"{}", {}, policy("127.0.0.0/8", allow_http=True, timeout=1))
-        self.assertLess(time.monotonic() - started, 2)
+        self.assertLess(time.monotonic() - started, 2.5)
         self.assertIn("timeout", str(caught.exception))
         self.assertFalse(caught.exception.permanent)
 
@@ -178,7 +178,7 @@ class TransportTestCase(SimpleTestCase):
                         {},
                         policy("127.0.0.0/8", allow_http=True, timeout=1),
                     )
-                self.assertLess(time.monotonic() - started, 2)
+                self.assertLess(time.monotonic() - started, 2.5)
                 self.assertIn("timeout", str(caught.exception))
 
 
@@ -237,7 +237,7 @@ class SafeDeliveryTestCase(EnforcementTestCase):
         started = time.monotonic()
         deliver_due_webhooks()
 
-        self.assertLess(time.monotonic() - started, 2)
+        self.assertLess(time.monotonic() - started, 2.5)
         attempt = Attempt.objects.get()
         self.assertIsNone(attempt.status_code)
         self.assertIn("timeout", attempt.error)

@@ -140,6 +140,7 @@ class SuspensionLoopTestCase(EnforcementTestCase):
     def test_staff_reinstate_after_the_customer_asks(self) -> None:
         for _ in range(3):
             self.complain("203.0.113.5")
+        deliver_due_webhooks()  # the suspension
         OutboundEmail.objects.all().delete()
 
         self.client.force_login(self.alice)
