@@ -63,7 +63,9 @@ def provision_tenant(*, spec: TenantSpec, actor: Actor) -> ProvisionResult:
     """Make the tenant look exactly like `spec`. Running it twice changes nothing the second time."""
     with transaction.atomic(durable=True):
         _lock_allocations()
-        tenant = Tenant.objects.select_for_update().filter(external_id=spec.external_id).first()
+        # NO KEY: inserts that reference the tenant (exemptions, requests) take KEY SHARE locks on
+        # it; FOR UPDATE would block them while this holds the feed lock: a deadlock cycle.
+        tenant = Tenant.objects.select_for_update(no_key=True).filter(external_id=spec.external_id).first()
         created = tenant is None
         if tenant is None:
             tenant = Tenant(external_id=spec.external_id)

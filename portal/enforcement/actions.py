@@ -33,6 +33,15 @@ def activated(exemption: Exemption, *, actor: Actor) -> None:
     publish(exemption, event="exemption.activated", op=ChangeOp.ADD)
 
 
+def renewed(exemption: Exemption, *, actor: Actor) -> None:
+    """Announce a new expiry: consumers that track expiry (exemptions.json, webhooks) see it.
+
+    An active exemption is re-added (idempotent for set consumers); a suspended one is not.
+    """
+    op = ChangeOp.ADD if exemption.state == ExemptionState.ACTIVE else ChangeOp.REMOVE
+    publish(exemption, event="exemption.renewed", op=op)
+
+
 def move(exemption: Exemption, event: str, *, actor: Actor, reason: str = "") -> bool:
     """Apply `event` if the exemption is in a state it applies to; False if it was not."""
     sources, target, op = MOVES[event]

@@ -95,6 +95,7 @@ EVENT_TYPES = (
     "exemption.reinstated",
     "exemption.revoked",
     "exemption.expired",
+    "exemption.renewed",
 )
 
 

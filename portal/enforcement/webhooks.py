@@ -116,7 +116,9 @@ def next_attempt_at(attempts: int, result: Result) -> datetime | None:
 
 def deliver_due_webhooks(limit: int = 100) -> int:
     """Send one round of due messages; returns how many were attempted."""
-    lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT * 2 + 30)
+    # A send takes at most connect + total timeout (the transport enforces both); the margin
+    # covers recording the result. A killed worker's messages are retried after this.
+    lease = timedelta(seconds=settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_TIMEOUT + 10)
     candidates = (
         Delivery.objects.due()
         .filter(endpoint__enabled=True)

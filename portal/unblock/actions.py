@@ -50,9 +50,9 @@ def save_request(
     the same address can't both get through.
     """
     with transaction.atomic(durable=True):
-        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+        Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).first()
         if editing is not None:
-            editing = UnblockRequest.objects.select_for_update().get(pk=editing.pk)
+            editing = UnblockRequest.objects.select_for_update(of=("self",)).get(pk=editing.pk)
             if not editing.is_editable:
                 raise IllegalTransition("edit", editing.state)
         renewing = renewal_of.pk if renewal_of is not None else None
@@ -88,13 +88,13 @@ def save_request(
 
 def submit_request(*, req: UnblockRequest, actor: Actor) -> UnblockRequest:
     with transaction.atomic(durable=True):
-        req = UnblockRequest.objects.select_for_update().get(pk=req.pk)
+        req = UnblockRequest.objects.select_for_update(of=("self",)).get(pk=req.pk)
         data = RequestData(
             addresses=[b.cidr for b in req.blocks.all()],
             accept_aup=req.aup_accepted_at is not None,
             **{name: getattr(req, name) for name in EDITABLE_FIELDS},
         )
-        Tenant.objects.select_for_update().filter(pk=req.tenant_id).first()
+        Tenant.objects.select_for_update(no_key=True).filter(pk=req.tenant_id).first()
         clean_addresses(data.addresses, tenant=req.tenant, editing=req)
         if missing := missing_for_submit(data):
             raise ValidationError(
@@ -209,6 +209,7 @@ def approve_in_transaction(
         before = renewed.expires_at
         Exemption.objects.filter(pk=renewed.pk).update(expires_at=expires_at)
         renewed.expires_at = expires_at
+        exemption_actions.renewed(renewed, actor=actor)
         record(
             actor=actor,
             action="exemption.renewed",

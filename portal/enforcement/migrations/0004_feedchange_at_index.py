@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('enforcement', '0003_exemption_reinstatement_asked_at_and_more'),
+        ("enforcement", "0003_exemption_reinstatement_asked_at_and_more"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='feedchange',
-            index=models.Index(fields=['at'], name='feedchange_at'),
+            model_name="feedchange",
+            index=models.Index(fields=["at"], name="feedchange_at"),
         ),
     ]

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('unblock', '0001_initial'),
+        ("unblock", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='unblockrequest',
-            name='risk_band',
+            model_name="unblockrequest",
+            name="risk_band",
             field=models.CharField(blank=True, max_length=8),
         ),
         migrations.AddField(
-            model_name='unblockrequest',
-            name='risk_score',
+            model_name="unblockrequest",
+            name="risk_score",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='unblockrequest',
-            name='vetted_at',
+            model_name="unblockrequest",
+            name="vetted_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -6,21 +6,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('unblock', '0002_unblockrequest_risk_band_unblockrequest_risk_score_and_more'),
+        ("unblock", "0002_unblockrequest_risk_band_unblockrequest_risk_score_and_more"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='unblockrequest',
-            name='assignee',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assigned_requests', to=settings.AUTH_USER_MODEL),
+            model_name="unblockrequest",
+            name="assignee",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="assigned_requests",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='kind',
-            field=models.CharField(choices=[('question', 'Question from the reviewer'), ('answer', 'Answer from the customer'), ('comment', 'Comment'), ('note', 'Internal note')], max_length=16),
+            model_name="message",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("question", "Question from the reviewer"),
+                    ("answer", "Answer from the customer"),
+                    ("comment", "Comment"),
+                    ("note", "Internal note"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

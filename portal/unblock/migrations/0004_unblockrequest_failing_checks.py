@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('unblock', '0003_unblockrequest_assignee_alter_message_kind'),
+        ("unblock", "0003_unblockrequest_assignee_alter_message_kind"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='unblockrequest',
-            name='failing_checks',
+            model_name="unblockrequest",
+            name="failing_checks",
             field=models.CharField(blank=True, max_length=300),
         ),
     ]

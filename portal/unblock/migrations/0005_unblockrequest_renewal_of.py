@@ -5,16 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('enforcement', '0003_exemption_reinstatement_asked_at_and_more'),
-        ('unblock', '0004_unblockrequest_failing_checks'),
+        ("enforcement", "0003_exemption_reinstatement_asked_at_and_more"),
+        ("unblock", "0004_unblockrequest_failing_checks"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='unblockrequest',
-            name='renewal_of',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='renewals', to='enforcement.exemption'),
+            model_name="unblockrequest",
+            name="renewal_of",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="renewals",
+                to="enforcement.exemption",
+            ),
         ),
     ]

@@ -6,25 +6,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('enforcement', '0003_exemption_reinstatement_asked_at_and_more'),
-        ('unblock', '0005_unblockrequest_renewal_of'),
+        ("accounts", "0001_initial"),
+        ("enforcement", "0003_exemption_reinstatement_asked_at_and_more"),
+        ("unblock", "0005_unblockrequest_renewal_of"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='unblockrequest',
-            index=models.Index(condition=models.Q(('state__in', ('submitted', 'in_review', 'needs_info'))), fields=['submitted_at', 'id'], name='queue_by_age'),
+            model_name="unblockrequest",
+            index=models.Index(
+                condition=models.Q(("state__in", ("submitted", "in_review", "needs_info"))),
+                fields=["submitted_at", "id"],
+                name="queue_by_age",
+            ),
         ),
         migrations.AddIndex(
-            model_name='unblockrequest',
-            index=models.Index(models.OrderBy(django.db.models.functions.comparison.Coalesce('risk_score', -1), descending=True), models.F('submitted_at'), models.F('id'), condition=models.Q(('state__in', ('submitted', 'in_review', 'needs_info'))), name='queue_by_risk'),
+            model_name="unblockrequest",
+            index=models.Index(
+                models.OrderBy(
+                    django.db.models.functions.comparison.Coalesce("risk_score", -1), descending=True
+                ),
+                models.F("submitted_at"),
+                models.F("id"),
+                condition=models.Q(("state__in", ("submitted", "in_review", "needs_info"))),
+                name="queue_by_risk",
+            ),
         ),
         migrations.AddIndex(
-            model_name='unblockrequest',
-            index=models.Index(condition=models.Q(('state__in', ('submitted', 'in_review', 'needs_info'))), fields=['state', 'risk_band', 'id'], name='queue_counts'),
+            model_name="unblockrequest",
+            index=models.Index(
+                condition=models.Q(("state__in", ("submitted", "in_review", "needs_info"))),
+                fields=["state", "risk_band", "id"],
+                name="queue_counts",
+            ),
         ),
     ]
