@@ -5,6 +5,7 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
@@ -174,9 +175,14 @@ def _reputation_by_address(blocks: list[RequestedBlock]) -> list[dict[str, objec
 
 
 def _decide(
-    request: HttpRequest, req: UnblockRequest, form_name: str, form: object, run: Callable[[], str]
+    request: HttpRequest, req: UnblockRequest, form_name: str, form: forms.Form, run: Callable[[], str]
 ) -> HttpResponse:
-    """Run a decision and redirect, or show the page again with the form's errors or the conflict."""
+    """Validate the form, run the decision and redirect; or show the page again with the form's
+    errors (400), the refusal (403) or the conflict (409)."""
+    if not form.is_valid():
+        return render(
+            request, "review/request.html", _detail_context(request, req, **{form_name: form}), status=400
+        )
     try:
         message = run()
     except (DecisionRefused, IllegalTransition) as exc:
@@ -200,10 +206,6 @@ def _decide(
 def approve(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_staff(request_id)
     form = ApproveForm(request.POST, cidrs=[b.cidr for b in req.blocks.all()])
-    if not form.is_valid():
-        return render(
-            request, "review/request.html", _detail_context(request, req, approve_form=form), status=400
-        )
 
     def run() -> str:
         outcome = decisions.approve(
@@ -225,10 +227,6 @@ def approve(request: HttpRequest, request_id: UUID) -> HttpResponse:
 def deny(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_staff(request_id)
     form = DenyForm(request.POST)
-    if not form.is_valid():
-        return render(
-            request, "review/request.html", _detail_context(request, req, deny_form=form), status=400
-        )
 
     def run() -> str:
         decisions.deny(req=req, user=user_of(request), reason=form.cleaned_data["reason"])
@@ -242,10 +240,6 @@ def deny(request: HttpRequest, request_id: UUID) -> HttpResponse:
 def request_info(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_staff(request_id)
     form = QuestionForm(request.POST)
-    if not form.is_valid():
-        return render(
-            request, "review/request.html", _detail_context(request, req, question_form=form), status=400
-        )
 
     def run() -> str:
         decisions.request_info(req=req, user=user_of(request), question=form.cleaned_data["question"])
@@ -259,10 +253,6 @@ def request_info(request: HttpRequest, request_id: UUID) -> HttpResponse:
 def add_note(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_staff(request_id)
     form = NoteForm(request.POST)
-    if not form.is_valid():
-        return render(
-            request, "review/request.html", _detail_context(request, req, note_form=form), status=400
-        )
 
     def run() -> str:
         decisions.add_note(req=req, user=user_of(request), text=form.cleaned_data["text"])
@@ -279,13 +269,9 @@ def assign(request: HttpRequest, request_id: UUID) -> HttpResponse:
         form = AssignForm({"assignee": user_of(request).pk})
     else:
         form = AssignForm(request.POST)
-    if not form.is_valid():
-        return render(
-            request, "review/request.html", _detail_context(request, req, assign_form=form), status=400
-        )
-    assignee: User | None = form.cleaned_data["assignee"]
 
     def run() -> str:
+        assignee: User | None = form.cleaned_data["assignee"]
         decisions.assign(req=req, user=user_of(request), assignee=assignee)
         return f"Assigned to {assignee.email}." if assignee else "Released: the request is unassigned."
 
