@@ -15,7 +15,9 @@ from collections.abc import Callable
 from datetime import datetime
 from threading import Lock
 
-from django.db.models import Max
+from django.db import connection
+from django.db.models import F, Max, TextField
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
@@ -63,6 +65,12 @@ def _version(seq: int, at: datetime | None) -> str:
     # The time of the latest change makes the version unique even when the sequence starts over
     # (a database restored from a backup): no stale body or 304 survives that.
     return f"{seq}.{int(at.timestamp() * 1_000_000) if at else 0}"
+
+
+def _uuid_text(field: str) -> Cast | F:
+    # PostgreSQL renders a UUID as text several times faster than the driver builds uuid.UUID
+    # objects for Python to format; elsewhere the UUID object formats itself.
+    return Cast(field, TextField()) if connection.vendor == "postgresql" else F(field)
 
 
 def _not_modified(request: HttpRequest, etags: tuple[str, ...], last_modified: datetime | None) -> str | bool:
@@ -171,8 +179,10 @@ def exemptions_json(request: Request) -> HttpResponse:
     seq, at = feed_state()
 
     def build() -> bytes:
-        rows = _active(family).values_list(
-            "id", "tenant__external_id", "cidr", "family", "expires_at", "request_id"
+        rows = (
+            _active(family)
+            .annotate(id_text=_uuid_text("id"), request_text=_uuid_text("request_id"))
+            .values_list("id_text", "tenant__external_id", "cidr", "family", "expires_at", "request_text")
         )
         tenants: dict[str, str] = {}  # each tenant's id, JSON-encoded once
         items = [
