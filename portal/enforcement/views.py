@@ -148,8 +148,15 @@ def endpoint_action(request: HttpRequest, endpoint_id: UUID, action: str) -> Htt
 
 @require_POST
 @admin_required
-def delivery_redeliver(request: HttpRequest, endpoint_id: UUID, delivery_id: int) -> HttpResponse:
+def delivery_redeliver(request: HtmxHttpRequest, endpoint_id: UUID, delivery_id: int) -> HttpResponse:
     delivery = get_object_or_404(Delivery, pk=delivery_id, endpoint_id=endpoint_id)
     redeliver([delivery], actor=_actor(request))
+    if request.htmx:
+        # The button swaps the delivery log in place, showing the message pending again.
+        endpoint = delivery.endpoint
+        deliveries = endpoint.deliveries.prefetch_related("attempt_log")[:100]
+        return render(
+            request, "enforcement/webhook.html#log", {"endpoint": endpoint, "deliveries": deliveries}
+        )
     messages.success(request, f"{delivery.message_id} queued again (same webhook-id).")
     return redirect("staff:webhook", endpoint_id=endpoint_id)

@@ -298,6 +298,25 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
         self.assertEqual(receiver.failures, [])
         self.assertEqual(Delivery.objects.get().state, DeliveryState.DELIVERED)
 
+    def test_the_redeliver_button_swaps_the_delivery_log_in_place(self) -> None:
+        receiver = self.receive()
+        endpoint = endpoint_for(receiver)
+        self.approve("203.0.113.5")
+        deliver_due_webhooks()
+        delivery = Delivery.objects.get()
+
+        self.client.force_login(self.root)
+        fragment = self.client.post(
+            f"/review/webhooks/{endpoint.id}/deliveries/{delivery.id}/redeliver/",
+            headers={"HX-Request": "true"},
+        )
+        self.assertEqual(fragment.status_code, 200)
+        body = fragment.content.decode()
+        self.assertTrue(body.lstrip().startswith('<div id="delivery-log"'))
+        self.assertIn(delivery.message_id, body)
+        self.assertIn("Pending", body)
+        self.assertEqual(Delivery.objects.get().state, DeliveryState.PENDING)
+
     @override_settings(WEBHOOK_RETRY_SCHEDULE=[])  # the first failure is final
     def test_it_redelivers_the_failed_messages_of_a_time_range_from_the_page_and_the_api(self) -> None:
         receiver = self.receive()
