@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from portal.accounts.models import Actor, Allocation, Membership, Tenant
+from portal.accounts.models import Actor, Allocation, ApiKey, Membership, Tenant
 from portal.audit.log import record
 from portal.enforcement.actions import move
 from portal.enforcement.models import Exemption
@@ -109,12 +109,13 @@ def _sync_allocations(tenant: Tenant, wanted: list[Network]) -> tuple[list[str],
     wanted_set = set(wanted)
     now = timezone.now()
     released = []
+    released_allocations = []
     for network, allocation in current.items():
         if network not in wanted_set:
             allocation.released_at = now
             allocation.save(update_fields=["released_at"])
             released.append(allocation.cidr)
-            _revoke_exemptions_inside(tenant, allocation)
+            released_allocations.append(allocation)
     allocated = []
     errors = []
     for network in wanted:
@@ -139,6 +140,8 @@ def _sync_allocations(tenant: Tenant, wanted: list[Network]) -> tuple[list[str],
         allocated.append(allocation.cidr)
     if errors:
         raise ValidationError({"allocations": errors})
+    for allocation in released_allocations:
+        _revoke_exemptions_inside(tenant, allocation)
     return allocated, released
 
 
@@ -152,6 +155,9 @@ def _revoke_exemptions_inside(tenant: Tenant, allocation: Allocation) -> None:
         .overlapping(allocation.network)
         .select_related("tenant")
     ):
+        # Re-shaped allocations (a /26 listed as the /25 that contains it) still cover it.
+        if Allocation.objects.filter(tenant=tenant).active().covering(exemption.network).exists():
+            continue
         move(
             exemption, "exemption.revoked", actor=actor, reason=f"Allocation {allocation.cidr} was released."
         )
@@ -165,6 +171,10 @@ def _sync_members(tenant: Tenant, emails: list[str]) -> tuple[list[str], list[st
         if email not in wanted:
             membership.delete()
             removed.append(email)
+            # Keys act for the tenant on the person's behalf: they leave with the person.
+            ApiKey.objects.usable().filter(tenant=tenant, created_by=membership.user).update(
+                revoked_at=timezone.now()
+            )
     invited = []
     for email in sorted(wanted - memberships.keys()):
         user = User.objects.filter(email__iexact=email).first()

@@ -46,9 +46,12 @@ def move(exemption: Exemption, event: str, *, actor: Actor, reason: str = "") ->
     """Apply `event` if the exemption is in a state it applies to; False if it was not."""
     sources, target, op = MOVES[event]
     before = exemption.state
-    changed = Exemption.objects.filter(pk=exemption.pk, state__in=sources).update(
-        state=target, state_changed_at=timezone.now(), state_reason=reason
-    )
+    now = timezone.now()
+    rows = Exemption.objects.filter(pk=exemption.pk, state__in=sources)
+    if event == "exemption.expired":
+        # Re-checked in the UPDATE: a renewal committed since the job listed the row wins.
+        rows = rows.filter(expires_at__lte=now)
+    changed = rows.update(state=target, state_changed_at=now, state_reason=reason)
     if not changed:
         return False
     exemption.state = target

@@ -20,6 +20,7 @@ from portal.enforcement.forms import EndpointForm, ReasonForm, RedeliverRangeFor
 from portal.enforcement.models import Delivery, Exemption, ExemptionState, WebhookEndpoint
 from portal.enforcement.webhooks import redeliver
 from portal.review.access import staff_required
+from portal.review.policy import DecisionRefused, ensure_may_act_for
 
 
 def admin_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -71,10 +72,11 @@ def exemption_change(request: HttpRequest, exemption_id: UUID, event: str) -> Ht
         messages.error(request, "Give a reason (up to 2000 characters): the tenant is told.")
         return redirect("staff:exemptions")
     try:
+        ensure_may_act_for(user_of(request), exemption.tenant)
         actions.change(
             exemption, f"exemption.{event}", actor=_actor(request), reason=form.cleaned_data["reason"]
         )
-    except actions.ExemptionConflict as exc:
+    except (actions.ExemptionConflict, DecisionRefused) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{exemption.cidr} {event}.")

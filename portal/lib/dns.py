@@ -94,7 +94,8 @@ class Resolver:
         except dns.resolver.NoNameservers as exc:
             return Lookup(name, rdtype, "error", error=_explain_no_nameservers(exc))
         except dns.exception.DNSException as exc:
-            return Lookup(name, rdtype, "error", error=f"{type(exc).__name__}: {exc}")
+            # The exception's text repeats the query name, which may carry a secret (a DQS key).
+            return Lookup(name, rdtype, "error", error=f"the look-up failed ({type(exc).__name__})")
         if answer.rrset is None:
             return Lookup(name, rdtype, "nodata")
         return Lookup(name, rdtype, "ok", tuple(_text(rdata, rdtype) for rdata in answer.rrset))
@@ -118,13 +119,21 @@ def _text(rdata: object, rdtype: str) -> str:
     return str(rdata).rstrip(".").lower() if rdtype in ("PTR", "CNAME", "NS") else str(rdata)
 
 
+RCODE_EXPLANATIONS = {
+    "REFUSED": "the DNS server refused the query (REFUSED)",
+    "SERVFAIL": "the DNS server failed to answer (SERVFAIL)",
+    "NOTIMP": "the DNS server does not implement this query (NOTIMP)",
+    "FORMERR": "the DNS server could not parse the query (FORMERR)",
+}
+
+
 def _explain_no_nameservers(exc: dns.resolver.NoNameservers) -> str:
+    # Only fixed phrases: dnspython's own text names the query, which may carry a secret.
     text = str(exc)
-    if "REFUSED" in text:
-        return "the DNS server refused the query (REFUSED)"
-    if "SERVFAIL" in text:
-        return "the DNS server failed to answer (SERVFAIL)"
-    return f"no DNS server could answer: {text}"
+    for rcode, explanation in RCODE_EXPLANATIONS.items():
+        if rcode in text:
+            return explanation
+    return "no DNS server gave a usable answer"
 
 
 def reverse_label(address: str) -> str:

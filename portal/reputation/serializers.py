@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rest_framework import serializers
@@ -29,6 +30,17 @@ class EventInputSerializer(serializers.Serializer[EventSpec]):
     link = serializers.URLField(required=False, allow_blank=True, default="")
     abuse = serializers.BooleanField(required=False, allow_null=True, default=None)
     evidence = serializers.DictField(required=False, default=dict)
+
+    def validate_evidence(self, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(value, allow_nan=False))
+        except (ValueError, TypeError):
+            raise serializers.ValidationError(
+                "Evidence must be plain JSON: no NaN or Infinity numbers."
+            ) from None
+        if size > 65_536:
+            raise serializers.ValidationError(f"Evidence is {size:,} bytes as JSON; send at most 65,536.")
+        return value
 
     def validate_address(self, value: str) -> Any:
         if not value.strip():

@@ -164,7 +164,8 @@ def add_note(request: HttpRequest) -> HttpResponse:
     form = NoteForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
-        return redirect(request.POST.get("next") or reverse("reputation:index"))
+        next_url = request.POST.get("next", "")
+        return redirect(next_url if next_url.startswith("/reputation/") else reverse("reputation:index"))
     network = form.cleaned_data["address"]
     ingest_event(
         spec=EventSpec(

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from portal.accounts.models import Membership, roles_of
+from portal.accounts.models import Membership, Tenant, roles_of
 from portal.unblock.models import UnblockRequest
 
 
@@ -16,6 +16,9 @@ class DecisionRefused(Exception):
 
 def four_eyes_reasons(req: UnblockRequest) -> list[str]:
     reasons = []
+    if req.vetted_at is None:
+        # Without the checks nobody knows the risk (or a hard failure such as a listing).
+        reasons.append("the automated checks have not finished")
     if req.risk_band and req.risk_band in settings.FOUR_EYES_RISK_BANDS:
         reasons.append(f"the risk band is {req.risk_band}")
     if settings.FOUR_EYES_FOR_BLOCKS and any(b.network.num_addresses > 1 for b in req.blocks.all()):
@@ -27,11 +30,16 @@ def four_eyes_reasons(req: UnblockRequest) -> list[str]:
 
 
 def ensure_may_act(user: User, req: UnblockRequest) -> None:
+    ensure_may_act_for(user, req.tenant, what="requests")
+
+
+def ensure_may_act_for(user: User, tenant: Tenant, *, what: str = "exemptions") -> None:
+    """Separation of duties: staff never decide on their own tenant's requests or exemptions."""
     if not roles_of(user):
-        raise DecisionRefused("Only reviewers, approvers and admins can act on requests.")
-    if Membership.objects.filter(user=user, tenant_id=req.tenant_id).exists():
+        raise DecisionRefused(f"Only reviewers, approvers and admins can act on {what}.")
+    if Membership.objects.filter(user=user, tenant_id=tenant.pk).exists():
         raise DecisionRefused(
-            f"You are a member of {req.tenant.name}, so you can't act on its requests; "
+            f"You are a member of {tenant.name}, so you can't act on its {what}; "
             "another reviewer must take it."
         )
 

@@ -20,7 +20,7 @@ from portal.enforcement import actions as exemption_actions
 from portal.enforcement.models import Exemption
 from portal.notifications.outbox import queue_email
 from portal.unblock.models import IllegalTransition, Message, MessageKind, RequestedBlock, UnblockRequest
-from portal.unblock.rules import RequestData, clean_addresses, missing_for_submit
+from portal.unblock.rules import RequestData, clean_addresses, ensure_still_grantable, missing_for_submit
 from portal.vetting.jobs import queue_vetting
 from portal.vetting.models import RunReason
 
@@ -200,10 +200,17 @@ def approve_in_transaction(
     chosen = [b for b in blocks if cidrs is None or b.cidr in cidrs]
     if not chosen:
         raise ValidationError("Choose at least one of the request's addresses to approve.")
+    # Allocations and exemptions may have changed since the request was filed: an address the
+    # tenant no longer holds, or one that another exemption covers, must not be exempted.
+    renewed = (
+        Exemption.objects.select_for_update(of=("self",)).filter(pk=req.renewal_of_id).first()
+        if req.renewal_of_id
+        else None
+    )
+    ensure_still_grantable([b.network for b in chosen], req=req)
     change_state(req, "approve", actor=actor, reason=note)
     if expires_at == "default":
         expires_at = timezone.now() + timedelta(days=settings.EXEMPTION_DEFAULT_DAYS)
-    renewed = req.renewal_of
     if renewed is not None and renewed.state in ("active", "suspended"):
         # A renewal extends the exemption it renews instead of adding an overlapping one.
         before = renewed.expires_at

@@ -82,6 +82,21 @@ def clean_addresses(
     return networks
 
 
+def ensure_still_grantable(networks: list[Network], *, req: UnblockRequest) -> None:
+    """At approval: each address must still be the tenant's and not covered by another exemption
+    or open request (the size and count limits applied when it was filed)."""
+    problems = [
+        problem
+        for network in networks
+        if (
+            problem := _ownership_problem(network, req.tenant)
+            or _conflict_problem(network, req.tenant, req, req.renewal_of_id)
+        )
+    ]
+    if problems:
+        raise ValidationError(problems)
+
+
 def _size_problem(network: Network) -> str:
     limit = settings.MAX_BLOCK_V4 if network.version == 4 else settings.MAX_BLOCK_V6
     if network.prefixlen < limit:

@@ -97,7 +97,7 @@ def check_address(resolver: Resolver, address: str, zone: str) -> Finding:
             "dnsbl",
             address,
             ERROR,
-            f"{shown}: no usable answer ({lookup.error}); listing status unknown",
+            f"{shown}: no usable answer ({_scrub(lookup.error)}); listing status unknown",
             evidence=evidence,
             score=5,
         )
@@ -143,7 +143,12 @@ def check_domain(resolver: Resolver, domain: str) -> Finding:
     evidence = _evidence(lookup, zone)
     if lookup.status == "error":
         return Finding(
-            "dbl", domain, ERROR, f"{shown}: no usable answer ({lookup.error})", evidence=evidence, score=5
+            "dbl",
+            domain,
+            ERROR,
+            f"{shown}: no usable answer ({_scrub(lookup.error)})",
+            evidence=evidence,
+            score=5,
         )
     if lookup.negative:
         return Finding("dbl", domain, PASS, f"Not listed on {shown}", evidence=evidence)
@@ -164,7 +169,13 @@ def check_domain(resolver: Resolver, domain: str) -> Finding:
 
 
 def _evidence(lookup: Lookup, zone: str) -> dict[str, object]:
-    evidence = lookup.as_evidence()
-    evidence["query"] = str(evidence["query"]).replace(zone, display_zone(zone))
+    evidence = {
+        key: _scrub(value) if isinstance(value, str) else value for key, value in lookup.as_evidence().items()
+    }
     evidence["zone"] = display_zone(zone)
     return evidence
+
+
+def _scrub(text: str) -> str:
+    key = settings.SPAMHAUS_DQS_KEY
+    return text.replace(key, "<key>") if key else text

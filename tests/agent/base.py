@@ -24,7 +24,7 @@ from django.test import LiveServerTestCase
 from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler
 from django.utils import timezone
 
-from portal.accounts.models import Actor, ApiKey, Scope, Tenant
+from portal.accounts.models import Actor, Allocation, ApiKey, Scope, Tenant
 from portal.agent.config import Config
 from portal.agent.nft import NftError
 from portal.agent.sync import Agent
@@ -94,8 +94,12 @@ def open_request(tenant: Tenant, *cidrs: str) -> UnblockRequest:
         submitted_at=timezone.now(),
     )
     for cidr in cidrs:
+        network = ipaddress.ip_network(cidr)
+        # Approval re-checks that the tenant holds the address (the namespaces use private ones).
+        if not Allocation.objects.filter(tenant=tenant).active().covering(network).exists():
+            allocate(tenant, str(network))
         block = RequestedBlock(request=req)
-        block.set_network(ipaddress.ip_network(cidr))
+        block.set_network(network)
         block.save()
     return req
 

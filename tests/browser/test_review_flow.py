@@ -52,6 +52,7 @@ def filed_and_vetted(tenant: Tenant, address: str, domain: str, *, band: str, sc
     )
     req.risk_score, req.risk_band = score, band
     req.failing_checks = ",rdns," if failing else ""
+    req.vetted_at = timezone.now()
     req.save()
     return req
 

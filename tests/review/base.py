@@ -23,6 +23,13 @@ class ReviewTestCase(PortalTestCase):
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
         return client
 
+    _next_host = 6
+
+    def fresh_address(self) -> str:
+        """An Acme address no earlier request of this test used (approvals exempt addresses)."""
+        type(self)._next_host += 1
+        return f"203.0.113.{type(self)._next_host % 58 + 6}"
+
     def queued(
         self,
         tenant: Tenant | None = None,

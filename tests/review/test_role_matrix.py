@@ -38,8 +38,10 @@ class WebRoleMatrixTestCase(ReviewTestCase):
     def posts(self) -> list[Callable[[], Post]]:
         def on_new_request(path: str, data: dict[str, Any], status: int) -> Callable[[], Post]:
             def build() -> Post:
-                req = self.queued(self.acme, "203.0.113.5")
-                return f"/review/requests/{req.id}/{path}", data, status
+                address = self.fresh_address()
+                req = self.queued(self.acme, address)
+                body = {**data, "cidrs": [address]} if "cidrs" in data else data
+                return f"/review/requests/{req.id}/{path}", body, status
 
             return build
 
@@ -106,12 +108,13 @@ class WebRoleMatrixTestCase(ReviewTestCase):
     def test_it_grants_no_expiry_to_approvers_only(self) -> None:
         expected = {self.rita: 403, self.ada: 302, self.root: 302}
         for user, status in expected.items():
-            req = self.queued(self.acme, "203.0.113.5")
+            address = self.fresh_address()
+            req = self.queued(self.acme, address)
             self.client.force_login(user)
             with self.subTest(user=user.email):
                 r = self.client.post(
                     f"/review/requests/{req.id}/approve/",
-                    {"cidrs": ["203.0.113.5"], "expiry": "never", "note": ""},
+                    {"cidrs": [address], "expiry": "never", "note": ""},
                 )
                 self.assertEqual(r.status_code, status)
                 req.refresh_from_db()
@@ -139,7 +142,7 @@ class ApiRoleMatrixTestCase(ReviewTestCase):
             ("/request-info", {"question": "Which DKIM selector?"}),
             ("/assign", {"assignee": "ada@provider.example"}),
         ):
-            req = self.queued(self.acme, "203.0.113.5")
+            req = self.queued(self.acme, self.fresh_address())
             rows.append(
                 ("post" if body is not None else "get", f"/api/v1/review/requests/{req.id}{path}", body)
             )
@@ -192,7 +195,7 @@ class ApiRoleMatrixTestCase(ReviewTestCase):
     def test_it_grants_no_expiry_to_approvers_only(self) -> None:
         expected = {self.rita: 403, self.ada: 200, self.root: 200}
         for user, status in expected.items():
-            req = self.queued(self.acme, "203.0.113.5")
+            req = self.queued(self.acme, self.fresh_address())
             with self.subTest(user=user.email):
                 r = self.reviewer_api(user).post(
                     f"/api/v1/review/requests/{req.id}/approve", {"expires_at": None}, format="json"
