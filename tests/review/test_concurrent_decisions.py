@@ -49,7 +49,11 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
 
     def make_request(self, *cidrs: str) -> UnblockRequest:
         req = UnblockRequest.objects.create(
-            tenant=self.acme, state=State.SUBMITTED, use_case="own_mail_server", submitted_at=timezone.now()
+            tenant=self.acme,
+            state=State.SUBMITTED,
+            use_case="own_mail_server",
+            submitted_at=timezone.now(),
+            vetted_at=timezone.now(),
         )
         for cidr in cidrs:
             block = RequestedBlock(request=req)
@@ -102,8 +106,9 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
         self.assertEqual(str(loser), "A request that is approved can't be approved.")
 
     def test_an_approval_and_a_denial_at_once_leave_one_decision(self) -> None:
-        for _ in range(5):
-            req = self.make_request("203.0.113.5")
+        for round_ in range(5):
+            # A fresh address each round: an approval in an earlier round exempts its address.
+            req = self.make_request(f"203.0.113.{5 + round_}")
             outcomes = self.race(self.approve(req, self.rita), self.deny(req, self.ada))
             self.assertOneDecision(req, outcomes)
             req.refresh_from_db()
