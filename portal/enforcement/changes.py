@@ -11,7 +11,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from portal.core.wakeup import notify_workers
-from portal.enforcement.models import ChangeOp, Delivery, Exemption, FeedChange, WebhookEndpoint
+from portal.enforcement.models import Delivery, Exemption, FeedChange, WebhookEndpoint
 
 # Any constant works; every process that appends to the feed takes the same lock.
 FEED_LOCK = 7_250_026
@@ -65,6 +65,3 @@ def publish(exemption: Exemption, *, event: str, op: str) -> FeedChange:
     if endpoints:
         notify_workers()
     return change
-
-
-__all__ = ["ChangeOp", "publish"]

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from portal.core.wakeup import notify_workers
 from portal.unblock.models import UnblockRequest
-from portal.vetting.models import RunReason, RunState, VettingRun
+from portal.vetting.models import RunState, VettingRun
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,3 @@ def run_due_vetting(limit: int = 10) -> int:
             continue
         done += 1
     return done
-
-
-__all__ = ["RunReason", "queue_vetting", "run_due_vetting"]

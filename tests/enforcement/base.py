@@ -29,10 +29,10 @@ from django.utils import timezone
 from portal.accounts.models import Actor, Membership, Tenant
 from portal.enforcement.models import Exemption, PeriodicJob, WebhookEndpoint
 from portal.enforcement.periodic import schedule
+from portal.lib.dnsserver import running
 from portal.unblock.actions import approve_request
 from portal.unblock.models import RequestedBlock, State, UnblockRequest, UseCase
 from tests.base import PortalTestCase, allocate, make_user
-from tests.dnsserver import running
 from tests.enforcement.receiver import Receiver
 from tests.vetting.zone import DNSBL
 
