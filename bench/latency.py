@@ -57,8 +57,8 @@ from portal.enforcement.models import (
     WebhookEndpoint,
     WorkerHeartbeat,
 )
-from portal.unblock.actions import approve_request
 from portal.unblock.models import RequestedBlock, State, UnblockRequest
+from portal.workflows.decisions import approve_request
 from tests.enforcement.receiver import Receiver, running_receiver
 
 # Loopback only, plain HTTP: what the receiver needs, in the worker's environment and ours.

@@ -27,9 +27,9 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
+from portal.demo.dnsserver import running  # noqa: E402
 from portal.lib.dns import Resolver, reverse_label  # noqa: E402
-from portal.lib.dnsserver import running  # noqa: E402
-from portal.vetting.runner import dns_findings  # noqa: E402
+from portal.workflows.vetting import dns_findings  # noqa: E402
 
 
 def build_zone(network: ipaddress.IPv4Network, delay_ms: int) -> dict[str, object]:

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "portal.core",
+    "portal.ops",
     "portal.audit",
     "portal.accounts",
     "portal.unblock",
@@ -88,6 +89,9 @@ INSTALLED_APPS = [
     "portal.enforcement",
     "portal.notifications",
 ]
+if DEBUG:
+    # Demo data and the demo DNS server (`make demo`): never part of a production deployment.
+    INSTALLED_APPS.append("portal.demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -119,7 +123,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.core.context_processors.branding",
+                "portal.accounts.context_processors.branding",
             ],
         },
     },
@@ -263,7 +267,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "portal.core.api.exception_handler",
+    "EXCEPTION_HANDLER": "portal.ops.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from portal.accounts import api as accounts_api
 from portal.accounts import two_factor_views
 from portal.accounts import views as accounts_views
-from portal.core import views as core_views
+from portal.ops import views as ops_views
 from portal.enforcement import api as enforcement_api
 from portal.enforcement import customer_views as customer_exemptions
 from portal.enforcement import feeds
@@ -84,7 +84,7 @@ urlpatterns = [
     path("review/", include("portal.review.urls")),
     path("reputation/", include("portal.reputation.urls")),
     path("api/v1/", include((api_v1, "api"))),
-    path("healthz", core_views.healthz, name="healthz"),
-    path("metrics", core_views.metrics, name="metrics"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("metrics", ops_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]

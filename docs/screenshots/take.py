@@ -84,8 +84,8 @@ def run_vetting() -> None:
     """Vet the demo requests now, against the demo DNS, so that the pages show real checks."""
     from django.conf import settings
 
-    from portal.core.demo_zone import DBL_ZONE, DNSBL_ZONE, demo_zone
-    from portal.lib.dnsserver import running
+    from portal.demo.zone import DBL_ZONE, DNSBL_ZONE, demo_zone
+    from portal.demo.dnsserver import running
     from portal.vetting.jobs import run_due_vetting
 
     with running(demo_zone()) as dns_port:
@@ -164,7 +164,7 @@ def main() -> None:
     from django.core.management import call_command
 
     django.setup()
-    from portal.accounts.management.commands.seed_demo import DEMO_PASSWORD
+    from portal.demo.management.commands.seed_demo import DEMO_PASSWORD
 
     try:
         call_command("migrate", interactive=False, verbosity=0)

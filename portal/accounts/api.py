@@ -11,8 +11,8 @@ from rest_framework.response import Response
 
 from portal.accounts.api_auth import ProvisioningScope, actor_of
 from portal.accounts.models import Tenant
-from portal.accounts.provisioning import provision_tenant
 from portal.accounts.serializers import TenantSerializer, TenantSpecSerializer
+from portal.workflows.provisioning import provision_tenant
 
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
 

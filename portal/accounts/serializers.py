@@ -6,8 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.accounts.models import BillingStanding, Tenant
-from portal.accounts.provisioning import TenantSpec
 from portal.lib.ipblocks import BlockError, Network, parse_block
+from portal.workflows.provisioning import TenantSpec
 
 
 class TenantSpecSerializer(serializers.Serializer[TenantSpec]):

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from django.contrib.auth.models import User
 from django.db import models
 
 from portal.audit.models import AuditEvent
 from portal.core.middleware import current_request_id
 
-if TYPE_CHECKING:
-    from portal.accounts.models import Actor
+
+class Actor(Protocol):
+    """Who caused a change (`portal.accounts.models.Actor` is the one in use): the audit log
+    sits below accounts, so it names only what it stores."""
+
+    @property
+    def user(self) -> User | None: ...
+
+    @property
+    def label(self) -> str: ...
 
 
 def record(

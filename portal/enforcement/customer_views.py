@@ -7,20 +7,14 @@ from uuid import UUID
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal.accounts.models import STAFF_ROLES, Actor, Tenant
+from portal.accounts.models import Actor, Tenant
 from portal.accounts.views import user_of
-from portal.audit.log import record
-from portal.enforcement.models import Exemption, ExemptionState
-from portal.notifications.outbox import queue_email
-from portal.unblock import actions
-from portal.unblock.rules import RequestData
+from portal.enforcement.models import Exemption
+from portal.workflows import exemptions, requests
 
 
 class ReinstatementForm(forms.Form):
@@ -53,33 +47,14 @@ def exemption_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def renew(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
     exemption = _get_exemption_for_customer(request, exemption_id)
-    if exemption.state not in (ExemptionState.ACTIVE, ExemptionState.SUSPENDED):
+    if not exemption.is_in_force:
         messages.error(request, "Only exemptions in force can be renewed; file a new request instead.")
         return redirect("exemptions")
-    pending = exemption.renewals.filter(state__in=("draft", "submitted", "in_review", "needs_info")).first()
+    pending = exemptions.open_renewal(exemption)
     if pending is not None:
         messages.info(request, f"Renewal {pending.reference} is already open.")
         return redirect("unblock:detail", request_id=pending.id)
-    original = exemption.request
-    data = RequestData(addresses=[exemption.cidr])
-    if original is not None:
-        data = RequestData(
-            addresses=[exemption.cidr],
-            use_case=original.use_case,
-            justification=original.justification,
-            mail_software=original.mail_software,
-            sending_domains=list(original.sending_domains),
-            expected_daily_volume=original.expected_daily_volume,
-            bounce_handling=original.bounce_handling,
-            abuse_contact=original.abuse_contact,
-        )
-    req = actions.save_request(
-        tenant=exemption.tenant,
-        actor=Actor(user=user_of(request)),
-        data=data,
-        submit=False,
-        renewal_of=exemption,
-    )
+    req = requests.draft_renewal(exemption=exemption, actor=Actor(user=user_of(request)))
     messages.success(
         request,
         "A renewal draft was created from your earlier request. Check it, accept the policy and submit it.",
@@ -92,32 +67,17 @@ def renew(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
 def ask_reinstatement(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
     exemption = _get_exemption_for_customer(request, exemption_id)
     form = ReinstatementForm(request.POST)
-    if exemption.state != ExemptionState.SUSPENDED:
-        messages.error(request, "Only a suspended exemption can be reinstated.")
-    elif not form.is_valid():
+    if not form.is_valid():
         messages.error(
             request, "Explain the cause and the fix (up to 4000 characters) so that staff can decide."
         )
+        return redirect("exemptions")
+    try:
+        exemptions.ask_reinstatement(
+            exemption=exemption, actor=Actor(user=user_of(request)), note=form.cleaned_data["note"]
+        )
+    except exemptions.ExemptionConflict as exc:
+        messages.error(request, str(exc))
     else:
-        actor = Actor(user=user_of(request))
-        with transaction.atomic(durable=True):
-            Exemption.objects.filter(pk=exemption.pk).update(
-                reinstatement_asked_at=timezone.now(), reinstatement_note=form.cleaned_data["note"]
-            )
-            record(
-                actor=actor,
-                action="exemption.reinstatement_asked",
-                obj=exemption,
-                tenant_id=exemption.tenant_id,
-                reason=form.cleaned_data["note"],
-            )
-            staff = User.objects.filter(groups__name__in=STAFF_ROLES, is_active=True).values_list(
-                "email", flat=True
-            )
-            queue_email(
-                to=list(staff),
-                template="emails/reinstatement_asked.txt",
-                context={"exemption": exemption, "note": form.cleaned_data["note"], "actor": actor.label},
-            )
         messages.success(request, "Staff will review your explanation and decide on reinstatement.")
     return redirect("exemptions")

@@ -20,10 +20,13 @@ class ExemptionState(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+# A suspended exemption still belongs to its tenant: a new request must not duplicate it.
+IN_FORCE = (ExemptionState.ACTIVE, ExemptionState.SUSPENDED)
+
+
 class ExemptionQuerySet(BlockQuerySet["Exemption"]):
     def in_force(self) -> ExemptionQuerySet:
-        # A suspended exemption still belongs to its tenant: a new request must not duplicate it.
-        return self.filter(state__in=(ExemptionState.ACTIVE, ExemptionState.SUSPENDED))
+        return self.filter(state__in=IN_FORCE)
 
     def active(self) -> ExemptionQuerySet:
         return self.filter(state=ExemptionState.ACTIVE)
@@ -56,6 +59,10 @@ class Exemption(IPBlock):
             models.Index(fields=["family", "first", "last"]),
             models.Index(fields=["state", "expires_at"]),
         ]
+
+    @property
+    def is_in_force(self) -> bool:
+        return self.state in IN_FORCE
 
 
 class ChangeOp(models.TextChoices):

@@ -1,5 +1,6 @@
-"""The suspension policy: abuse signals take exemptions back, in the transaction that recorded
-the signal, so that the suspension webhook is on its way as soon as the signal is stored."""
+"""The suspension policy: which abuse signals take an exemption back, and why.
+
+Applying it is the exemption workflow's job (`portal.workflows.exemptions.suspend_for`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from portal.accounts.models import Actor
-from portal.enforcement.actions import move
-from portal.enforcement.models import Exemption
 from portal.reputation.models import Kind, ReputationEvent
-
-SYSTEM = Actor.of_system("suspension policy")
 
 
 def reason_to_suspend(event: ReputationEvent) -> str:
@@ -36,20 +32,3 @@ def reason_to_suspend(event: ReputationEvent) -> str:
                 f"(threshold {settings.SUSPEND_AFTER_COMPLAINTS}); latest: {event.summary}"
             )[:500]
     return ""
-
-
-def apply_policy(event: ReputationEvent) -> list[Exemption]:
-    """Suspend the active exemptions covering the event's address if the policy says so.
-
-    Call inside the transaction that saved the event.
-    """
-    if not event.cidr:
-        return []
-    reason = reason_to_suspend(event)
-    if not reason:
-        return []
-    suspended = []
-    for exemption in Exemption.objects.active().overlapping(event.network).select_related("tenant"):
-        if move(exemption, "exemption.suspended", actor=SYSTEM, reason=reason):
-            suspended.append(exemption)
-    return suspended

@@ -12,15 +12,16 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.accounts.access import staff_required
 from portal.accounts.models import Actor, roles_of
 from portal.accounts.views import user_of
 from portal.core.http import HtmxHttpRequest
-from portal.enforcement import actions, endpoints
+from portal.enforcement import endpoints
 from portal.enforcement.forms import EndpointForm, ReasonForm, RedeliverRangeForm
 from portal.enforcement.models import Delivery, Exemption, ExemptionState, WebhookEndpoint
 from portal.enforcement.webhooks import redeliver
-from portal.review.access import staff_required
 from portal.review.policy import DecisionRefused, ensure_may_act_for
+from portal.workflows import exemptions as actions
 
 
 def admin_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:

@@ -12,8 +12,8 @@ from rest_framework.response import Response
 
 from portal.accounts.api_auth import ProvisioningScope, actor_of
 from portal.reputation.arf import MAX_REPORT_BYTES, ArfError
-from portal.reputation.ingest import ingest_arf, ingest_event
 from portal.reputation.serializers import EventInputSerializer, EventSerializer
+from portal.workflows.reputation import ingest_arf, ingest_event
 
 
 class RawMessageParser(BaseParser):

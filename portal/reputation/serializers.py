@@ -7,8 +7,8 @@ from rest_framework import serializers
 
 from portal.accounts.models import Tenant
 from portal.lib.ipblocks import BlockError, parse_block
-from portal.reputation.ingest import EventSpec
 from portal.reputation.models import Kind, ReputationEvent, Source
+from portal.workflows.reputation import EventSpec
 
 
 class EventInputSerializer(serializers.Serializer[EventSpec]):

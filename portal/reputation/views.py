@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from portal.accounts.access import staff_required
 from portal.accounts.models import Actor, Allocation, Tenant
 from portal.accounts.views import user_of
 from portal.core.http import HtmxHttpRequest
@@ -17,10 +18,9 @@ from portal.enforcement.models import Exemption
 from portal.lib.ipblocks import BlockError, Network, parse_block
 from portal.reputation.arf import ArfError
 from portal.reputation.forms import ArfUploadForm, HistoryFilterForm, LookupForm, NoteForm
-from portal.reputation.ingest import EventSpec, ingest_arf, ingest_event
 from portal.reputation.models import Kind, ListingStatus, ReputationEvent, ReputationEventQuerySet, Source
-from portal.review.access import staff_required
 from portal.unblock.models import RequestedBlock, UnblockRequest
+from portal.workflows.reputation import EventSpec, ingest_arf, ingest_event
 
 EVENT_LIMIT = 200
 

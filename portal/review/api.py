@@ -1,7 +1,7 @@
 """The reviewer API: the queue and the decisions, for reviewer keys.
 
 A reviewer key acts as the staff user it was issued to (ReviewerScope refuses keys without one),
-and every decision goes through portal.review.decisions exactly as the browser's do.
+and every decision goes through portal.workflows.decisions exactly as the browser's do.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.accounts.api_auth import ReviewerScope, api_key_of
-from portal.review import decisions
 from portal.review.forms import QueueFilterForm, staff_users
 from portal.review.models import Approval
 from portal.review.policy import DecisionRefused
@@ -38,6 +37,7 @@ from portal.review.serializers import (
 from portal.unblock.models import OPEN_STATES, UnblockRequest
 from portal.vetting.models import RiskBand
 from portal.vetting.summary import CHECK_TITLES
+from portal.workflows import decisions
 
 TAGS = ["review"]
 REFUSED = {

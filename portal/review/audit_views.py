@@ -10,10 +10,10 @@ from django import forms
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
+from portal.accounts.access import staff_required
 from portal.audit.models import AuditEvent, AuditEventQuerySet
 from portal.core.http import HtmxHttpRequest
 from portal.lib.keyset import SortKey, paginate
-from portal.review.access import staff_required
 
 KEYS = (SortKey("at", True, datetime), SortKey("id", True, int))
 

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from portal.accounts.access import staff_required
 from portal.accounts.models import Actor
 from portal.accounts.views import user_of
 from portal.audit.models import AuditEvent
@@ -25,8 +26,6 @@ from portal.core.http import HtmxHttpRequest
 from portal.lib.keyset import SortKey, paginate
 from portal.reputation.models import ListingStatus, ReputationEvent
 from portal.reputation.views import lookup_links
-from portal.review import decisions
-from portal.review.access import staff_required
 from portal.review.forms import (
     SORTS,
     ApproveForm,
@@ -38,11 +37,12 @@ from portal.review.forms import (
     QueueFilterForm,
 )
 from portal.review.policy import DecisionRefused, four_eyes_reasons, is_approver
-from portal.unblock import actions
 from portal.unblock.models import OPEN_STATES, IllegalTransition, RequestedBlock, UnblockRequest
 from portal.vetting.checks import addresses_of
 from portal.vetting.models import RiskBand
 from portal.vetting.summary import summarize
+from portal.workflows import decisions
+from portal.workflows import requests as actions
 
 PAGE_SIZE = 50
 SORT_KEYS = {

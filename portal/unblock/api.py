@@ -12,7 +12,6 @@ from rest_framework.response import Response
 
 from portal.accounts.api_auth import CustomerScope, actor_of, api_key_of
 from portal.accounts.models import Tenant
-from portal.unblock import actions
 from portal.unblock.models import State, UnblockRequest
 from portal.unblock.serializers import (
     ReasonSerializer,
@@ -21,6 +20,7 @@ from portal.unblock.serializers import (
     RequestSerializer,
     TextSerializer,
 )
+from portal.workflows import requests as actions
 
 
 class NewestFirst(CursorPagination):

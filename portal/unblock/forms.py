@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from portal.accounts.models import Tenant
+from portal.enforcement import grantable
 from portal.unblock import rules
 from portal.unblock.models import UnblockRequest, UseCase
 
@@ -116,7 +117,7 @@ class UnblockRequestForm(forms.Form):
         if tenant is not None and "addresses" in cleaned:
             entries = rules.split_entries(cleaned["addresses"])
             try:
-                rules.clean_addresses(entries, tenant=tenant, editing=self.editing)
+                grantable.clean_addresses(entries, tenant=tenant, editing=self.editing)
             except ValidationError as exc:
                 self.add_error("addresses", exc)
             else:

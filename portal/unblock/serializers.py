@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.accounts.models import Tenant
+from portal.enforcement import grantable
 from portal.unblock import rules
 from portal.unblock.models import Message, UnblockRequest, UseCase
 
@@ -38,7 +39,7 @@ class RequestInputSerializer(serializers.Serializer[rules.RequestData]):
         tenant: Tenant = self.context["tenant"]
         editing: UnblockRequest | None = self.context.get("editing")
         entries = [v.strip() for v in value if v.strip()]
-        _run(rules.clean_addresses, entries, tenant=tenant, editing=editing)
+        _run(grantable.clean_addresses, entries, tenant=tenant, editing=editing)
         return entries
 
     def validate_use_case(self, value: str) -> str:

@@ -14,10 +14,10 @@ from portal.accounts.models import Actor, Tenant, TenantQuerySet
 from portal.accounts.views import user_of
 from portal.audit.models import AuditEvent
 from portal.core.http import HtmxHttpRequest
-from portal.unblock import actions
 from portal.unblock.forms import AnswerForm, UnblockRequestForm, WithdrawForm
 from portal.unblock.models import IllegalTransition, State, UnblockRequest
 from portal.vetting.summary import summarize
+from portal.workflows import requests as actions
 
 
 def _get_request_for_customer(request: HttpRequest, request_id: UUID) -> UnblockRequest:

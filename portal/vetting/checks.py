@@ -11,7 +11,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from portal.accounts.models import Allocation, BillingStanding, Tenant
-from portal.enforcement.models import Exemption, ExemptionState
 from portal.lib.dns import Resolver
 from portal.lib.ipblocks import Network
 from portal.reputation.models import Kind, ReputationEvent
@@ -301,7 +300,8 @@ def _dmarc_tags(record: str) -> dict[str, str]:
     return tags
 
 
-def history_findings(req: UnblockRequest, networks: list[Network]) -> list[Finding]:
+def history_findings(req: UnblockRequest, networks: list[Network], *, revoked: int) -> list[Finding]:
+    """`revoked`: how many of the tenant's exemptions were revoked (exemptions sit above vetting)."""
     since = timezone.now() - timedelta(days=settings.REPUTATION_WINDOW_DAYS)
     window = settings.REPUTATION_WINDOW_DAYS
     findings = []
@@ -311,7 +311,6 @@ def history_findings(req: UnblockRequest, networks: list[Network]) -> list[Findi
     denied = (
         UnblockRequest.objects.for_tenant(req.tenant).filter(state=State.DENIED).exclude(pk=req.pk).count()
     )
-    revoked = Exemption.objects.filter(tenant=req.tenant, state=ExemptionState.REVOKED).count()
     score = min(complaints * 10, 40) + min(listings * 15, 45) + min(denied * 10, 30) + min(revoked * 25, 50)
     parts = [
         f"{complaints} complaints and {listings} abuse listings in {window} days",

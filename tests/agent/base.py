@@ -28,10 +28,11 @@ from portal.accounts.models import Actor, Allocation, ApiKey, Scope, Tenant
 from portal.agent.config import Config
 from portal.agent.nft import NftError
 from portal.agent.sync import Agent
-from portal.enforcement import actions, feeds
+from portal.enforcement import feeds
 from portal.enforcement.models import Exemption
-from portal.unblock.actions import approve_request
 from portal.unblock.models import RequestedBlock, State, UnblockRequest, UseCase
+from portal.workflows import exemptions as actions
+from portal.workflows.decisions import approve_request
 from tests.agent import netns
 from tests.base import allocate
 

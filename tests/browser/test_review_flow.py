@@ -10,10 +10,10 @@ from playwright.sync_api import expect
 
 from portal.accounts.models import Actor, Tenant
 from portal.enforcement.models import Exemption
-from portal.unblock.actions import save_request
 from portal.unblock.models import State, UnblockRequest, UseCase
 from portal.unblock.rules import RequestData
 from portal.vetting.models import CheckResult, RunState
+from portal.workflows.requests import save_request
 from tests.browser.base import BrowserTestCase
 
 

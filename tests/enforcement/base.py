@@ -27,11 +27,11 @@ from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
 from portal.accounts.models import Actor, Membership, Tenant
+from portal.demo.dnsserver import running
 from portal.enforcement.models import Exemption, PeriodicJob, WebhookEndpoint
-from portal.enforcement.periodic import schedule
-from portal.lib.dnsserver import running
-from portal.unblock.actions import approve_request
 from portal.unblock.models import RequestedBlock, State, UnblockRequest, UseCase
+from portal.workflows.decisions import approve_request
+from portal.workflows.periodic import schedule
 from tests.base import PortalTestCase, allocate, make_user
 from tests.enforcement.receiver import Receiver
 from tests.vetting.zone import DNSBL

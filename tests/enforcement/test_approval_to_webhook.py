@@ -8,7 +8,7 @@ from standardwebhooks.webhooks import Webhook
 from portal.accounts.models import Actor, ApiKey, Scope
 from portal.enforcement.models import Delivery, DeliveryState, FeedChange, WebhookEndpoint
 from portal.enforcement.webhooks import deliver_due_webhooks
-from portal.unblock.actions import approve_request
+from portal.workflows.decisions import approve_request
 from tests.base import PortalTestCase
 from tests.enforcement.receiver import running_receiver
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from portal.accounts.models import Actor, Scope
 from portal.enforcement.models import Exemption, FeedChange
-from portal.unblock.actions import approve_request
 from portal.unblock.models import State, UnblockRequest
+from portal.workflows.decisions import approve_request
 from tests.enforcement.base import EnforcementTestCase
 
 

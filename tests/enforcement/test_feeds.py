@@ -15,9 +15,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from portal.accounts.models import Actor, ApiKey, Scope
-from portal.enforcement import actions
 from portal.enforcement.models import Exemption, FeedChange
-from portal.unblock.actions import approve_in_transaction
+from portal.workflows import exemptions as actions
+from portal.workflows.decisions import approve_in_transaction
 from tests.enforcement.base import EnforcementTestCase, PostgresTestCase, submitted_request
 
 TXT = "/api/v1/feeds/exemptions.txt"

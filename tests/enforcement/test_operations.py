@@ -9,9 +9,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from portal.accounts.models import Actor, Scope
-from portal.enforcement import actions
 from portal.enforcement.models import Delivery, WorkerHeartbeat
 from portal.enforcement.webhooks import deliver_due_webhooks
+from portal.workflows import exemptions as actions
 from tests.enforcement.base import EnforcementTestCase, deliver_to_loopback, endpoint_for
 from tests.enforcement.receiver import running_receiver
 

@@ -11,7 +11,6 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.accounts.models import Actor, Scope
-from portal.enforcement import actions
 from portal.enforcement.models import (
     Delivery,
     Exemption,
@@ -20,7 +19,8 @@ from portal.enforcement.models import (
     PeriodicJob,
     WebhookEndpoint,
 )
-from portal.enforcement.periodic import claim, expire_exemptions, run_due_periodic_jobs, schedule
+from portal.workflows import exemptions as actions
+from portal.workflows.periodic import claim, expire_exemptions, run_due_periodic_jobs, schedule
 from tests.enforcement.base import EnforcementTestCase, PostgresTestCase, dnsbl
 
 

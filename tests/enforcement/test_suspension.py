@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from portal.accounts.models import Scope
 from portal.enforcement.models import Exemption, ExemptionState, FeedChange
-from portal.enforcement.periodic import monitor_dnsbl
 from portal.enforcement.webhooks import deliver_due_webhooks
 from portal.notifications.models import OutboundEmail
 from portal.reputation.models import Kind, ReputationEvent
+from portal.workflows.periodic import monitor_dnsbl
 from tests.enforcement.base import EnforcementTestCase, deliver_to_loopback, dnsbl, endpoint_for
 from tests.enforcement.receiver import Receiver, running_receiver
 from tests.vetting.zone import DNSBL, listed

@@ -12,10 +12,10 @@ from django.utils.http import http_date
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from portal.accounts.models import Actor, Scope
-from portal.enforcement import actions
 from portal.enforcement.models import Attempt, Delivery, DeliveryState, WebhookEndpoint
 from portal.enforcement.webhooks import deliver_due_webhooks, disable_failing_endpoints, redeliver
 from portal.notifications.models import OutboundEmail
+from portal.workflows import exemptions as actions
 from tests.enforcement.base import EnforcementTestCase, deliver_to_loopback, endpoint_for
 from tests.enforcement.receiver import Receiver, running_receiver
 

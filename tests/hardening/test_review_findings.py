@@ -10,15 +10,15 @@ from django.test import override_settings
 from django.utils import timezone
 
 from portal.accounts.models import Actor, Allocation, ApiKey, Membership, Scope
-from portal.accounts.provisioning import TenantSpec, provision_tenant
-from portal.enforcement.actions import move
+from portal.demo.dnsserver import running
 from portal.enforcement.models import Exemption, ExemptionState
-from portal.enforcement.periodic import expire_exemptions
 from portal.lib.dns import Resolver
-from portal.lib.dnsserver import running
 from portal.review.policy import four_eyes_reasons
-from portal.unblock.actions import approve_request
 from portal.vetting import dnsbl
+from portal.workflows.decisions import approve_request
+from portal.workflows.exemptions import move
+from portal.workflows.periodic import expire_exemptions
+from portal.workflows.provisioning import TenantSpec, provision_tenant
 from tests.base import PortalTestCase
 
 SYSTEM = Actor.of_system("test")

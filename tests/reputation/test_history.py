@@ -7,9 +7,10 @@ from django.utils import timezone
 
 from portal.accounts.models import Allocation, Scope
 from portal.reputation.models import Kind, ReputationEvent, Source
-from portal.reputation.recording import new_event, record_listing
+from portal.reputation.recording import new_event
 from portal.unblock.models import UnblockRequest
 from portal.vetting.checks import history_findings
+from portal.workflows.reputation import record_listing
 from tests.base import PortalTestCase, allocate
 
 
@@ -47,7 +48,9 @@ class AttributionTestCase(PortalTestCase):
         for days in (20, 25, 30):
             self.complaint("198.51.100.70", days_ago=days)
         req = self.make_request(self.acme, "198.51.100.70")
-        findings = {f.check: f for f in history_findings(req, [ipaddress.ip_network("198.51.100.70")])}
+        findings = {
+            f.check: f for f in history_findings(req, [ipaddress.ip_network("198.51.100.70")], revoked=0)
+        }
         self.assertEqual(findings["tenant_history"].score, 0)
         address = findings["address_history"]
         self.assertIn("0 abuse events under this tenant, 3 under previous holders", address.summary)

@@ -23,10 +23,10 @@ from rest_framework.test import APIClient
 from portal.accounts.models import ApiKey, Scope, Tenant
 from portal.audit.models import AuditEvent
 from portal.enforcement.models import Exemption
-from portal.review import decisions
 from portal.review.models import Approval
 from portal.review.policy import DecisionRefused
 from portal.unblock.models import IllegalTransition, RequestedBlock, State, UnblockRequest
+from portal.workflows import decisions
 from tests.base import allocate, make_user
 
 DECISIONS = ("request.approve", "request.deny")

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from portal.audit.models import AuditEvent
 from portal.enforcement.models import Exemption
-from portal.review import decisions
 from portal.review.models import Approval
 from portal.review.policy import DecisionRefused, four_eyes_reasons
 from portal.unblock.models import State, UnblockRequest
+from portal.workflows import decisions
 from tests.base import make_user
 from tests.review.base import ReviewTestCase
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 from portal.accounts.models import Actor
 from portal.audit.log import record
 from portal.enforcement.models import Exemption
-from portal.review import decisions
 from portal.unblock.models import MessageKind, RequestedBlock, State, UnblockRequest
+from portal.workflows import decisions
 from tests.review.base import ReviewTestCase
 from tests.review.test_request_page import complaint, listed, vetted
 

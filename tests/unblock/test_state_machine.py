@@ -7,8 +7,9 @@ from collections.abc import Callable
 from portal.accounts.models import Actor, Membership
 from portal.audit.models import AuditEvent
 from portal.notifications.models import OutboundEmail
-from portal.unblock import actions
 from portal.unblock.models import TRANSITIONS, IllegalTransition, MessageKind, State, UnblockRequest
+from portal.workflows import decisions
+from portal.workflows import requests as actions
 from tests.base import PortalTestCase, complete_request_data, make_user
 
 LEGAL = [(action, source, target) for action, (sources, target) in TRANSITIONS.items() for source in sources]
@@ -18,8 +19,8 @@ WORKFLOW: dict[str, Callable[[UnblockRequest, Actor], object]] = {
     "start_review": lambda req, actor: actions.start_review(req=req, actor=actor),
     "ask_for_info": lambda req, actor: actions.ask_for_info(req=req, actor=actor, question="Which selector?"),
     "answer": lambda req, actor: actions.answer_request(req=req, actor=actor, answer="Selector s1."),
-    "approve": lambda req, actor: actions.approve_request(req=req, actor=actor),
-    "deny": lambda req, actor: actions.deny_request(req=req, actor=actor, reason="Listed on a blocklist."),
+    "approve": lambda req, actor: decisions.approve_request(req=req, actor=actor),
+    "deny": lambda req, actor: decisions.deny_request(req=req, actor=actor, reason="Listed on a blocklist."),
     "withdraw": lambda req, actor: actions.withdraw_request(req=req, actor=actor, reason="Not needed."),
 }
 ILLEGAL = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from portal.accounts.models import Actor, ApiKey, Scope
-from portal.unblock.actions import ask_for_info
 from portal.unblock.models import State, UnblockRequest
+from portal.workflows.requests import ask_for_info
 from tests.base import PortalTestCase, complete_request_data
 
 

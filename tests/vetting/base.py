@@ -5,8 +5,8 @@ from typing import ClassVar
 
 from django.test import override_settings
 
+from portal.demo.dnsserver import running
 from portal.lib.dns import Resolver
-from portal.lib.dnsserver import running
 from tests.base import PortalTestCase
 from tests.vetting.zone import DBL, DNSBL, ZONE
 

@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+from unittest import mock
+
 from django.test import override_settings
+from django.utils import timezone
 
 from portal.audit.models import AuditEvent
 from portal.enforcement.models import Exemption
 from portal.reputation.models import Kind, ReputationEvent
 from portal.unblock.models import State, UnblockRequest
-from portal.vetting.jobs import run_due_vetting
 from portal.vetting.models import CheckResult, Route, RunState, VettingRun
+from portal.workflows.vetting import run_due_vetting
 from tests.base import complete_request_data
 from tests.vetting.base import DnsTestCase
+
+
+class WorkerDied(BaseException):
+    """Stands for the worker process ending mid-transaction: nothing catches it, and the
+    database rolls back what the transaction had written, as PostgreSQL does for a killed backend."""
 
 
 class VettingRoutesTestCase(DnsTestCase):
@@ -115,3 +123,23 @@ class VettingRoutesTestCase(DnsTestCase):
         self.assertIn("does not resolve back to 203.0.113.11", page)
         self.assertIn("Publish an SPF record for nospf.example", page)
         self.assertNotIn("earlier denied requests", page)
+
+    def test_a_worker_dying_after_the_checks_ran_leaves_the_run_to_be_retried_with_its_route(self) -> None:
+        req = self.file("203.0.113.20")
+        with (
+            mock.patch("portal.workflows.vetting.deny_in_transaction", side_effect=WorkerDied),
+            self.assertRaises(WorkerDied),
+        ):
+            run_due_vetting()
+        run = VettingRun.objects.get(request=req)
+        req.refresh_from_db()
+        # Checks, route and state change are one transaction: none of them was kept.
+        self.assertEqual((run.state, req.state), (RunState.RUNNING, State.SUBMITTED))
+        self.assertFalse(CheckResult.objects.filter(run=run).exists())
+        self.assertEqual(run_due_vetting(), 0, "the dead worker's lease still holds the run")
+
+        VettingRun.objects.filter(pk=run.pk).update(claimed_until=timezone.now())
+        run = self.vet(req)
+        self.assertEqual((run.state, run.route, req.state), (RunState.DONE, Route.AUTO_DENY, State.DENIED))
+        self.assertEqual(run.attempts, 2)
+        self.assertEqual(AuditEvent.objects.for_object(req).filter(action="request.vetted").count(), 1)

@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from portal.accounts.api import EXTERNAL_ID
 from portal.accounts.models import Actor
-from portal.accounts.provisioning import provision_tenant
 from portal.accounts.serializers import TenantSpecSerializer
+from portal.workflows.provisioning import provision_tenant
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ is absent is NXDOMAIN; a present name without the asked type is NODATA; "SERVFAI
 "REFUSED" answer with that rcode; "TIMEOUT" never answers. A name "*.suffix" answers for every
 name under suffix that has no entry of its own. "_delay_ms" delays every reply.
 
-    python -m portal.lib.dnsserver ZONE.json   # prints the UDP port it listens on, then serves
+    python -m portal.demo.dnsserver ZONE.json   # prints the UDP port it listens on, then serves
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def running(zone: Zone) -> Iterator[int]:
         path = Path(folder) / "zone.json"
         path.write_text(json.dumps(zone))
         process = subprocess.Popen(  # noqa: S603 - our own module, no user input
-            [sys.executable, "-m", "portal.lib.dnsserver", str(path)],
+            [sys.executable, "-m", "portal.demo.dnsserver", str(path)],
             stdout=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).resolve().parents[2],

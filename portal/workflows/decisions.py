@@ -1,16 +1,26 @@
-"""Reviewers' decisions and queue actions. Each one is a durable transaction that locks the
-request first, so that of two people deciding at once exactly one decision stands."""
+"""Decisions on unblock requests: approving (which grants exemptions), denying, asking for
+information, and the reviewers' queue actions.
+
+Each reviewer step is a durable transaction that locks the request first, so that of two people
+deciding at once exactly one decision stands. `approve_in_transaction` and `deny_in_transaction`
+are also used by automated vetting inside the transaction that stores its checks.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from portal.accounts.models import Actor
 from portal.audit.log import record
+from portal.enforcement.grantable import ensure_still_grantable
 from portal.enforcement.models import Exemption
 from portal.review.models import Approval
 from portal.review.policy import (
@@ -20,8 +30,9 @@ from portal.review.policy import (
     four_eyes_reasons,
     is_approver,
 )
-from portal.unblock import actions
 from portal.unblock.models import IllegalTransition, MessageKind, State, UnblockRequest
+from portal.unblock.transitions import add_message, change_state
+from portal.workflows import exemptions
 
 
 @dataclass
@@ -56,7 +67,7 @@ def approve(
             cidrs = cidrs or [b.cidr for b in req.blocks.all()]
             Approval.objects.create(request=req, approver=user, cidrs=cidrs, expires_at=expires_at, note=note)
             if req.state == State.SUBMITTED:
-                actions.change_state(req, "start_review", actor=actor)
+                change_state(req, "start_review", actor=actor)
             record(
                 actor=actor,
                 action="review.first_approval",
@@ -91,17 +102,15 @@ def approve(
             note=note,
             final=True,
         )
-        exemptions = actions.approve_in_transaction(
-            req, actor=actor, cidrs=cidrs, expires_at=expires_at, note=note
-        )
-        return ApprovalOutcome(True, exemptions)
+        granted = approve_in_transaction(req, actor=actor, cidrs=cidrs, expires_at=expires_at, note=note)
+        return ApprovalOutcome(True, granted)
 
 
 def deny(*, req: UnblockRequest, user: User, reason: str) -> UnblockRequest:
     with transaction.atomic(durable=True):
         req = _lock(req)
         ensure_may_act(user, req)
-        actions.change_state(req, "deny", actor=Actor(user=user), reason=reason)
+        change_state(req, "deny", actor=Actor(user=user), reason=reason)
         return req
 
 
@@ -110,8 +119,8 @@ def request_info(*, req: UnblockRequest, user: User, question: str) -> UnblockRe
         req = _lock(req)
         ensure_may_act(user, req)
         actor = Actor(user=user)
-        actions.change_state(req, "ask_for_info", actor=actor, reason=question)
-        actions.add_message(req, actor=actor, kind=MessageKind.QUESTION, body=question)
+        change_state(req, "ask_for_info", actor=actor, reason=question)
+        add_message(req, actor=actor, kind=MessageKind.QUESTION, body=question)
         return req
 
 
@@ -119,7 +128,7 @@ def add_note(*, req: UnblockRequest, user: User, text: str) -> None:
     with transaction.atomic(durable=True):
         req = _lock(req)
         ensure_may_act(user, req)
-        actions.add_message(req, actor=Actor(user=user), kind=MessageKind.NOTE, body=text, internal=True)
+        add_message(req, actor=Actor(user=user), kind=MessageKind.NOTE, body=text, internal=True)
 
 
 def assign(*, req: UnblockRequest, user: User, assignee: User | None) -> UnblockRequest:
@@ -136,7 +145,7 @@ def assign(*, req: UnblockRequest, user: User, assignee: User | None) -> Unblock
         req.assignee = assignee
         actor = Actor(user=user)
         if assignee is not None and req.state == State.SUBMITTED:
-            actions.change_state(req, "start_review", actor=actor)
+            change_state(req, "start_review", actor=actor)
         record(
             actor=actor,
             action="review.assigned" if assignee else "review.released",
@@ -145,4 +154,60 @@ def assign(*, req: UnblockRequest, user: User, assignee: User | None) -> Unblock
             before={"assignee": before},
             after={"assignee": assignee.email if assignee else None},
         )
+        return req
+
+
+def approve_request(
+    *,
+    req: UnblockRequest,
+    actor: Actor,
+    cidrs: list[str] | None = None,
+    expires_at: datetime | Literal["default"] | None = "default",
+    note: str = "",
+) -> list[Exemption]:
+    """Approve and create one exemption per approved block, in one transaction with the audit."""
+    with transaction.atomic(durable=True):
+        return approve_in_transaction(req, actor=actor, cidrs=cidrs, expires_at=expires_at, note=note)
+
+
+def approve_in_transaction(
+    req: UnblockRequest,
+    *,
+    actor: Actor,
+    cidrs: list[str] | None,
+    expires_at: datetime | Literal["default"] | None,
+    note: str,
+) -> list[Exemption]:
+    blocks = list(req.blocks.all())
+    chosen = [b for b in blocks if cidrs is None or b.cidr in cidrs]
+    if not chosen:
+        raise ValidationError("Choose at least one of the request's addresses to approve.")
+    # Allocations and exemptions may have changed since the request was filed: an address the
+    # tenant no longer holds, or one that another exemption covers, must not be exempted.
+    renewed = (
+        Exemption.objects.select_for_update(of=("self",)).filter(pk=req.renewal_of_id).first()
+        if req.renewal_of_id
+        else None
+    )
+    ensure_still_grantable([b.network for b in chosen], req=req)
+    change_state(req, "approve", actor=actor, reason=note)
+    if expires_at == "default":
+        expires_at = timezone.now() + timedelta(days=settings.EXEMPTION_DEFAULT_DAYS)
+    if renewed is not None and renewed.state in ("active", "suspended"):
+        # A renewal extends the exemption it renews instead of adding an overlapping one.
+        exemptions.extend(renewed, expires_at=expires_at, actor=actor)
+        chosen = [b for b in chosen if b.cidr != renewed.cidr]
+    return [
+        exemptions.grant(req=req, network=block.network, expires_at=expires_at, actor=actor)
+        for block in chosen
+    ]
+
+
+def deny_in_transaction(req: UnblockRequest, *, actor: Actor, reason: str) -> None:
+    change_state(req, "deny", actor=actor, reason=reason)
+
+
+def deny_request(*, req: UnblockRequest, actor: Actor, reason: str) -> UnblockRequest:
+    with transaction.atomic(durable=True):
+        deny_in_transaction(req, actor=actor, reason=reason)
         return req

@@ -1,4 +1,4 @@
-"""The DNS the demo answers from (make demo runs portal.lib.dnsserver with it), so that the
+"""The DNS the demo answers from (make demo runs portal.demo.dnsserver with it), so that the
 automated checks show real outcomes without the internet: clean, misconfigured and listed
 addresses for the demo tenants."""
 

@@ -9,9 +9,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from portal.accounts.management.commands.seed_demo import DEMO_PASSWORD, STAFF, TENANTS
-from portal.core.demo_zone import DBL_ZONE, DNSBL_ZONE, demo_zone
-from portal.lib.dnsserver import running
+from portal.demo.dnsserver import running
+from portal.demo.management.commands.seed_demo import DEMO_PASSWORD, STAFF, TENANTS
+from portal.demo.zone import DBL_ZONE, DNSBL_ZONE, demo_zone
 
 
 class Command(BaseCommand):

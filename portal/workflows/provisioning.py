@@ -17,10 +17,10 @@ from django.utils.http import urlsafe_base64_encode
 
 from portal.accounts.models import Actor, Allocation, ApiKey, Membership, Tenant
 from portal.audit.log import record
-from portal.enforcement.actions import move
 from portal.enforcement.models import Exemption
 from portal.lib.ipblocks import Network
 from portal.notifications.outbox import queue_email
+from portal.workflows.exemptions import move
 
 # Any constant works: it only has to be the same in every process that changes allocations.
 ALLOCATION_LOCK = 7_250_025

@@ -1,4 +1,5 @@
-"""Recording reputation events that arrive from outside: the abuse desk, feeds, ARF reports."""
+"""Reputation signals: events from the abuse desk, feeds and ARF reports, and DNSBL listing
+transitions. Each is stored together with what the suspension policy does about it."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from django.utils import timezone
 
 from portal.accounts.models import Actor, Tenant
 from portal.audit.log import record
-from portal.enforcement import suspension
 from portal.lib.ipblocks import Network
 from portal.reputation.arf import FeedbackReport, parse_arf
-from portal.reputation.models import Kind, ReputationEvent, Source
+from portal.reputation.models import Kind, ListingStatus, ReputationEvent, Source
 from portal.reputation.recording import new_event
+from portal.workflows import exemptions
 
 
 @dataclass
@@ -53,7 +54,7 @@ def ingest_event(*, spec: EventSpec, actor: Actor) -> ReputationEvent:
             reported_by=actor.label,
         )
         event.save()
-        suspension.apply_policy(event)
+        exemptions.suspend_for(event)
         record(
             actor=actor,
             action="reputation.recorded",
@@ -100,3 +101,59 @@ def _summary(report: FeedbackReport) -> str:
     sender = report.original_mail_from or "unknown sender"
     subject = f" “{report.subject}”" if report.subject else ""
     return f"{report.feedback_type.capitalize()} complaint about mail from {sender}{subject}"[:500]
+
+
+def record_listing(
+    *, address: str, zone: str, codes: list[dict[str, Any]], observed_at: datetime
+) -> ReputationEvent | None:
+    """Store the DNSBL state of an address and write an event only when it changed."""
+    listed = bool(codes)
+    code_values = sorted(c["code"] for c in codes)
+    with transaction.atomic():
+        status, created = ListingStatus.objects.select_for_update().get_or_create(
+            address=address,
+            zone=zone,
+            defaults={
+                "listed": listed,
+                "codes": code_values,
+                "since": observed_at,
+                "checked_at": observed_at,
+            },
+        )
+        changed = (created and listed) or (
+            not created and (status.listed != listed or (listed and status.codes != code_values))
+        )
+        if not created:
+            if changed:
+                status.listed, status.codes, status.since = listed, code_values, observed_at
+            status.checked_at = observed_at
+            status.save()
+        if not changed:
+            return None
+        network = ipaddress.ip_network(address)
+        if listed:
+            names = ", ".join(sorted({c.get("list", c["code"]) for c in codes}))
+            event = new_event(
+                network=network,
+                source=Source.DNSBL,
+                kind=Kind.LISTED,
+                observed_at=observed_at,
+                zone=zone,
+                code=",".join(code_values),
+                meaning="; ".join(c.get("meaning", "") for c in codes)[:300],
+                abuse=any(c.get("abuse", True) for c in codes),
+                summary=f"Listed on {names} ({zone})",
+                evidence={"codes": codes},
+            )
+        else:
+            event = new_event(
+                network=network,
+                source=Source.DNSBL,
+                kind=Kind.DELISTED,
+                observed_at=observed_at,
+                zone=zone,
+                summary=f"No longer listed on {zone}",
+            )
+        event.save()
+        exemptions.suspend_for(event)
+        return event

@@ -10,10 +10,10 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 
 from portal.accounts.models import STAFF_ROLES, Actor, Tenant
-from portal.accounts.provisioning import TenantSpec, provision_tenant
-from portal.unblock.actions import ask_for_info, save_request, start_review
 from portal.unblock.models import UnblockRequest, UseCase
 from portal.unblock.rules import RequestData
+from portal.workflows.provisioning import TenantSpec, provision_tenant
+from portal.workflows.requests import ask_for_info, save_request, start_review
 
 DEMO_PASSWORD = "demo-password-25"  # noqa: S105 - demo data, printed by make demo
 

@@ -1,26 +1,38 @@
-"""Running every check for a request, concurrently, and applying the risk policy."""
+"""Vetting a request: running every check concurrently, storing the results, and applying the
+risk policy's route (auto-approve, auto-deny or review) in the same transaction.
+
+A worker that dies after the checks ran but before that transaction committed leaves the run
+claimed and unchanged: once its lease lapses another worker runs it again, so a request never
+stays without its route.
+"""
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import Actor
 from portal.audit.log import record
+from portal.enforcement.models import Exemption, ExemptionState
 from portal.lib.dns import Resolver
 from portal.lib.ipblocks import Network
 from portal.reputation.models import ListingStatus
-from portal.reputation.recording import record_listing
-from portal.unblock import actions
 from portal.unblock.models import IllegalTransition, State, UnblockRequest
 from portal.vetting import checks, dnsbl
 from portal.vetting.findings import ERROR, FAIL, INFO, PASS, Finding
 from portal.vetting.models import CheckResult, Route, RunReason, RunState, VettingRun
 from portal.vetting.policy import Assessment, assess
+from portal.workflows.decisions import approve_in_transaction, deny_in_transaction
+from portal.workflows.reputation import record_listing
+
+log = logging.getLogger(__name__)
 
 SYSTEM = Actor.of_system("automated vetting")
 
@@ -31,7 +43,8 @@ def collect_findings(req: UnblockRequest, resolver: Resolver) -> list[Finding]:
     findings += [checks.ownership_finding(req.tenant, n) for n in networks]
     findings += dns_findings(resolver, networks, list(req.sending_domains))
     record_listings(findings)
-    findings += checks.history_findings(req, networks)
+    revoked = Exemption.objects.filter(tenant=req.tenant, state=ExemptionState.REVOKED).count()
+    findings += checks.history_findings(req, networks, revoked=revoked)
     return findings
 
 
@@ -81,6 +94,7 @@ def vet(run: VettingRun) -> Assessment:
     findings = collect_findings(req, Resolver.from_settings())
     assessment = assess(findings, req.tenant)
     with transaction.atomic(durable=True):
+        req = UnblockRequest.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=req.pk)
         CheckResult.objects.bulk_create(
             CheckResult(
                 run=run,
@@ -98,6 +112,7 @@ def vet(run: VettingRun) -> Assessment:
         )
         first_run = run.reason == RunReason.SUBMITTED
         route = assessment.route if first_run and req.state == State.SUBMITTED else Route.REVIEW
+        route = apply_route(req, route, assessment)
         VettingRun.objects.filter(pk=run.pk).update(
             state=RunState.DONE,
             finished_at=timezone.now(),
@@ -126,16 +141,48 @@ def vet(run: VettingRun) -> Assessment:
                 "failing": failing,
             },
         )
-    apply_route(req, route, assessment)
     return assessment
 
 
-def apply_route(req: UnblockRequest, route: str, assessment: Assessment) -> None:
+def apply_route(req: UnblockRequest, route: str, assessment: Assessment) -> str:
+    """Decide automatically where the policy says so; the route that was in fact taken."""
+    if route not in (Route.AUTO_DENY, Route.AUTO_APPROVE):
+        return route
     try:
-        if route == Route.AUTO_DENY:
-            actions.deny_request(req=req, actor=SYSTEM, reason=assessment.customer_reason)
-        elif route == Route.AUTO_APPROVE:
-            actions.approve_request(req=req, actor=SYSTEM, note="All automated checks passed.")
+        with transaction.atomic():
+            if route == Route.AUTO_DENY:
+                deny_in_transaction(req, actor=SYSTEM, reason=assessment.customer_reason)
+            else:
+                approve_in_transaction(
+                    req, actor=SYSTEM, cidrs=None, expires_at="default", note="All automated checks passed."
+                )
     except IllegalTransition:
         # The customer withdrew or a reviewer decided while the checks ran: their decision stands.
-        pass
+        return Route.REVIEW
+    except ValidationError:
+        # The addresses stopped being grantable while the checks ran: a person decides.
+        return Route.REVIEW
+    return route
+
+
+def run_due_vetting(limit: int = 10) -> int:
+    done = 0
+    lease = timedelta(seconds=settings.WORKER_LEASE_SECONDS)
+    for run in VettingRun.objects.due().order_by("created_at")[:limit]:
+        if not run.claim(lease):
+            continue
+        try:
+            vet(run)
+        except Exception as exc:
+            # Give up after a few attempts so that a request whose data breaks a check can't
+            # block the queue; reviewers see the failure and can re-check.
+            log.exception("vetting run %s failed", run.pk)
+            give_up = run.attempts + 1 >= 3
+            VettingRun.objects.filter(pk=run.pk).update(
+                state=RunState.FAILED if give_up else RunState.PENDING,
+                claimed_until=timezone.now() + timedelta(seconds=30),
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+            )
+            continue
+        done += 1
+    return done

@@ -1,26 +1,23 @@
-"""Workflow steps for unblock requests.
+"""Customers' steps on their unblock requests: drafting, submitting, re-running the checks,
+withdrawing, answering a question, and drafting a renewal.
 
-Each step is one durable transaction that changes the request, writes its audit event and
-queues the emails it causes, so that none of them can exist without the others.
+Each step is one durable transaction that changes the request, writes its audit event, queues
+the vetting run and the emails it causes, so that none of them can exist without the others.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Literal
-
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import Actor, Tenant
 from portal.audit.log import record
-from portal.enforcement import actions as exemption_actions
+from portal.enforcement.grantable import clean_addresses
 from portal.enforcement.models import Exemption
-from portal.notifications.outbox import queue_email
-from portal.unblock.models import IllegalTransition, Message, MessageKind, RequestedBlock, UnblockRequest
-from portal.unblock.rules import RequestData, clean_addresses, ensure_still_grantable, missing_for_submit
+from portal.unblock.models import IllegalTransition, MessageKind, RequestedBlock, UnblockRequest
+from portal.unblock.rules import RequestData, missing_for_submit
+from portal.unblock.transitions import add_message, change_state
 from portal.vetting.jobs import queue_vetting
 from portal.vetting.models import RunReason
 
@@ -139,35 +136,6 @@ def answer_request(*, req: UnblockRequest, actor: Actor, answer: str) -> Unblock
         return req
 
 
-def add_message(
-    req: UnblockRequest, *, actor: Actor, kind: str, body: str, internal: bool = False
-) -> Message:
-    message = Message.objects.create(
-        request=req, author=actor.user, author_label=actor.label, kind=kind, body=body, internal=internal
-    )
-    record(actor=actor, action=f"message.{kind}", obj=req, tenant_id=req.tenant_id, after={"body": body})
-    return message
-
-
-def change_state(req: UnblockRequest, action: str, *, actor: Actor, reason: str = "") -> None:
-    before, after = req.transition(action)
-    record(
-        actor=actor,
-        action=f"request.{action}",
-        obj=req,
-        tenant_id=req.tenant_id,
-        before={"state": before},
-        after={"state": after},
-        reason=reason,
-    )
-    members = req.tenant.memberships.select_related("user").filter(user__is_active=True)
-    queue_email(
-        to=[m.user.email for m in members],
-        template="emails/request_state_changed.txt",
-        context={"req": req, "actor": actor.label, "reason": reason},
-    )
-
-
 def _snapshot(req: UnblockRequest) -> dict[str, object]:
     values: dict[str, object] = {name: getattr(req, name) for name in EDITABLE_FIELDS}
     values["addresses"] = [b.cidr for b in req.blocks.all()] if req.pk else []
@@ -175,75 +143,14 @@ def _snapshot(req: UnblockRequest) -> dict[str, object]:
     return values
 
 
-def approve_request(
-    *,
-    req: UnblockRequest,
-    actor: Actor,
-    cidrs: list[str] | None = None,
-    expires_at: datetime | Literal["default"] | None = "default",
-    note: str = "",
-) -> list[Exemption]:
-    """Approve and create one exemption per approved block, in one transaction with the audit."""
-    with transaction.atomic(durable=True):
-        return approve_in_transaction(req, actor=actor, cidrs=cidrs, expires_at=expires_at, note=note)
-
-
-def approve_in_transaction(
-    req: UnblockRequest,
-    *,
-    actor: Actor,
-    cidrs: list[str] | None,
-    expires_at: datetime | Literal["default"] | None,
-    note: str,
-) -> list[Exemption]:
-    blocks = list(req.blocks.all())
-    chosen = [b for b in blocks if cidrs is None or b.cidr in cidrs]
-    if not chosen:
-        raise ValidationError("Choose at least one of the request's addresses to approve.")
-    # Allocations and exemptions may have changed since the request was filed: an address the
-    # tenant no longer holds, or one that another exemption covers, must not be exempted.
-    renewed = (
-        Exemption.objects.select_for_update(of=("self",)).filter(pk=req.renewal_of_id).first()
-        if req.renewal_of_id
-        else None
-    )
-    ensure_still_grantable([b.network for b in chosen], req=req)
-    change_state(req, "approve", actor=actor, reason=note)
-    if expires_at == "default":
-        expires_at = timezone.now() + timedelta(days=settings.EXEMPTION_DEFAULT_DAYS)
-    if renewed is not None and renewed.state in ("active", "suspended"):
-        # A renewal extends the exemption it renews instead of adding an overlapping one.
-        before = renewed.expires_at
-        Exemption.objects.filter(pk=renewed.pk).update(expires_at=expires_at)
-        renewed.expires_at = expires_at
-        exemption_actions.renewed(renewed, actor=actor)
-        record(
-            actor=actor,
-            action="exemption.renewed",
-            obj=renewed,
-            tenant_id=req.tenant_id,
-            before={"expires_at": before.isoformat() if before else None},
-            after={"expires_at": expires_at.isoformat() if expires_at else None},
+def draft_renewal(*, exemption: Exemption, actor: Actor) -> UnblockRequest:
+    """A renewal draft for an exemption in force, pre-filled from the request that granted it."""
+    original = exemption.request
+    data = RequestData(addresses=[exemption.cidr])
+    if original is not None:
+        data = RequestData(
+            addresses=[exemption.cidr],
+            **{name: getattr(original, name) for name in EDITABLE_FIELDS},
         )
-        chosen = [b for b in chosen if b.cidr != renewed.cidr]
-    exemptions = []
-    for block in chosen:
-        exemption = Exemption(tenant=req.tenant, request=req, expires_at=expires_at)
-        exemption.set_network(block.network)
-        exemption.save()
-        exemption_actions.activated(exemption, actor=actor)
-        record(
-            actor=actor,
-            action="exemption.activated",
-            obj=exemption,
-            tenant_id=req.tenant_id,
-            after={"cidr": exemption.cidr, "expires_at": expires_at.isoformat() if expires_at else None},
-        )
-        exemptions.append(exemption)
-    return exemptions
-
-
-def deny_request(*, req: UnblockRequest, actor: Actor, reason: str) -> UnblockRequest:
-    with transaction.atomic(durable=True):
-        change_state(req, "deny", actor=actor, reason=reason)
-        return req
+        data.sending_domains = list(data.sending_domains)
+    return save_request(tenant=exemption.tenant, actor=actor, data=data, submit=False, renewal_of=exemption)

@@ -13,14 +13,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import Actor
-from portal.enforcement.actions import move
 from portal.enforcement.models import Exemption, PeriodicJob
 from portal.enforcement.webhooks import disable_failing_endpoints
 from portal.lib.dns import Resolver
-from portal.reputation.recording import record_listing
 from portal.vetting import dnsbl
 from portal.vetting.checks import addresses_of
 from portal.vetting.findings import FAIL, INFO, PASS, Finding
+from portal.workflows.exemptions import move
+from portal.workflows.reputation import record_listing
 
 log = logging.getLogger(__name__)
 EXPIRY = Actor.of_system("expiry")

@@ -25,10 +25,10 @@ from django.utils import timezone
 
 from portal.core.wakeup import Listener
 from portal.enforcement.models import WorkerHeartbeat
-from portal.enforcement.periodic import run_due_periodic_jobs
 from portal.enforcement.webhooks import deliver_due_webhooks
 from portal.notifications.outbox import deliver_due_emails
-from portal.vetting.jobs import run_due_vetting
+from portal.workflows.periodic import run_due_periodic_jobs
+from portal.workflows.vetting import run_due_vetting
 
 log = logging.getLogger("portal.worker")
 
