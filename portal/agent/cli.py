@@ -11,10 +11,13 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from portal.agent import flows
 from portal.agent.config import Config, ConfigError, parse
+from portal.agent.counters import CounterReader
 from portal.agent.nft import NftError
 from portal.agent.server import AgentServer
 from portal.agent.sync import Agent
+from portal.agent.telemetry import Telemetry
 from portal.agent.webhooks import WebhookReceiver
 
 log = logging.getLogger("portal.agent")
@@ -37,8 +40,11 @@ def servers_for(config: Config, agent: Agent) -> list[AgentServer]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["flows"]:
+        return run_flows(argv[1:])
     try:
-        config = parse(sys.argv[1:] if argv is None else argv, os.environ)
+        config = parse(argv, os.environ)
     except ConfigError as exc:
         print(f"portal.agent: {exc}", file=sys.stderr)
         return 2
@@ -60,6 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.start()
 
     stop = threading.Event()
+    telemetry = None
+    if config.telemetry_seconds:
+        reader = CounterReader(config.names)
+        agent.before_recreate = reader.before_recreate
+        telemetry = Telemetry.of(config, reader)
+        telemetry.start(stop)
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -73,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     log.info(
-        "following %s into nftables table inet %s (sets %s, %s); poll every %gs, %s; health %s; webhooks %s",
+        "following %s into nftables table inet %s (sets %s, %s); poll every %gs, %s; health %s; "
+        "webhooks %s; telemetry %s",
         config.portal_url,
         config.names.table,
         config.names.set4,
@@ -82,10 +95,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.fail_mode,
         config.health_listen or "off",
         config.webhook_listen or "off",
+        f"every {config.telemetry_seconds:g}s as {config.agent_name}" if config.telemetry_seconds else "off",
     )
     agent.run(stop)
+    if telemetry and telemetry.thread:
+        telemetry.thread.join()
     for server in servers:
         server.shutdown()
         server.server_close()
     log.info("stopped; the table stays in force (nft delete table inet %s removes it)", config.names.table)
     return 0
+
+
+def run_flows(argv: Sequence[str]) -> int:
+    stop = threading.Event()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    return flows.main(argv, os.environ, stop)

@@ -126,6 +126,12 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def portal_opener(ca_file: str | None) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(
+        _NoRedirects(), urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file))
+    )
+
+
 class PortalClient:
     def __init__(
         self,
@@ -140,9 +146,7 @@ class PortalClient:
         self.timeout = timeout
         self.page_size = page_size
         self._key = key
-        self._opener = urllib.request.build_opener(
-            _NoRedirects(), urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file))
-        )
+        self._opener = portal_opener(ca_file)
         self._etag: tuple[str, str] | None = None  # (url, ETag) of the last change-feed answer
         self.not_modified = 0
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from portal.agent.nft import Names
+from portal.agent.nft import Counting, Names
+from portal.agent.report import AGENT_NAME, default_agent_name
 from portal.agent.webhooks import decode_secret
 
 FAIL_STATIC, FAIL_CLOSED = "fail-static", "fail-closed"
@@ -50,6 +51,9 @@ class Config:
     webhook_secrets: tuple[str, ...] = ()
     ca_file: str | None = None
     log_level: str = "INFO"
+    agent_name: str = "agent"
+    telemetry_seconds: float = 60.0  # 0: no reports
+    counting: Counting = field(default_factory=Counting)
 
 
 # (flag, variable suffix, default, help). The variable is PREFIX + suffix.
@@ -86,6 +90,20 @@ OPTIONS: list[tuple[str, str, str, str]] = [
     ),
     ("--ca-file", "CA_FILE", "", "CA bundle for the portal's certificate (default: the system's)."),
     ("--log-level", "LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+    ("--agent-name", "NAME", "", "Name in telemetry reports, 1-64 of A-Z a-z 0-9 . _ - (default: hostname)."),
+    (
+        "--telemetry-seconds",
+        "TELEMETRY_SECONDS",
+        "60",
+        "How often to report port-25 connection counts to the portal; 0: never.",
+    ),
+    ("--counter-set-size", "COUNTER_SET_SIZE", "65536", "Addresses each counting set holds at most."),
+    (
+        "--counter-timeout-seconds",
+        "COUNTER_TIMEOUT_SECONDS",
+        "3600",
+        "An address leaves a counting set this long after its first connection.",
+    ),
 ]
 
 
@@ -130,18 +148,31 @@ def _read_secret_file(path: str, what: str) -> str:
         raise ConfigError(f"Can't read the {what} from {path}: {exc.strerror}.") from None
 
 
+def read_key(key_file: str, environ: Mapping[str, str]) -> str:
+    key = _read_secret_file(key_file, "API key") if key_file else environ.get(PREFIX + "KEY", "").strip()
+    if not key:
+        raise ConfigError("No API key: give --key-file (or EEP_AGENT_KEY) with an enforcement key.")
+    return key
+
+
+def _counting(args: argparse.Namespace) -> Counting:
+    size = int(_number(args.counter_set_size, "--counter-set-size", minimum=1))
+    timeout = int(_number(args.counter_timeout_seconds, "--counter-timeout-seconds", minimum=60))
+    return Counting(size=size, timeout=timeout)
+
+
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     args = _parser(environ).parse_args(argv)
     parts = urlsplit(args.portal_url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError("--portal-url must be the portal's http(s) URL, e.g. https://portal.example.net.")
-    key = (
-        _read_secret_file(args.key_file, "API key")
-        if args.key_file
-        else environ.get(PREFIX + "KEY", "").strip()
-    )
-    if not key:
-        raise ConfigError("No API key: give --key-file (or EEP_AGENT_KEY) with an enforcement key.")
+    key = read_key(args.key_file, environ)
+    agent_name = args.agent_name or default_agent_name()
+    if not AGENT_NAME.match(agent_name):
+        raise ConfigError(f"--agent-name is 1-64 of A-Z a-z 0-9 . _ -, got {agent_name!r}.")
+    telemetry = _number(args.telemetry_seconds, "--telemetry-seconds", minimum=0)
+    if 0 < telemetry < 1:
+        raise ConfigError("--telemetry-seconds is 0 (off) or at least 1.")
     try:
         names = Names(table=args.table, set4=args.set4, set6=args.set6)
     except ValueError as exc:
@@ -189,4 +220,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         webhook_secrets=secrets,
         ca_file=args.ca_file or None,
         log_level=args.log_level.upper(),
+        agent_name=agent_name,
+        telemetry_seconds=telemetry,
+        counting=_counting(args),
     )

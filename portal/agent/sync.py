@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +88,9 @@ class Agent:
         self.last_error: str | None = None
         self.failures = 0
         self.retry_after: float | None = None
+        # Called before a transaction that makes the counting sets anew (telemetry keeps what
+        # they counted until then).
+        self.before_recreate: Callable[[], None] = lambda: None
 
     # Start and the loop ------------------------------------------------------------------
 
@@ -95,7 +98,7 @@ class Agent:
         """Read the saved state and make sure the table exists. Raises NftError if nftables
         can't be used at all (not root, nft missing), which no retry would mend."""
         self.saved = self._load_saved()
-        self.nft(ensure_table(self.config.names))
+        self.nft(ensure_table(self.config.names, self.config.counting))
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -171,7 +174,12 @@ class Agent:
     def _load_snapshot(self) -> None:
         snapshot = self.client.snapshot()
         with self._lock:
-            self.nft(replace_table(self.config.names, Elements.of(snapshot.exemptions.values())))
+            self.before_recreate()
+            self.nft(
+                replace_table(
+                    self.config.names, Elements.of(snapshot.exemptions.values()), self.config.counting
+                )
+            )
             before, after = set(self.exemptions.values()), set(snapshot.exemptions.values())
             if self.installed:
                 change = f"added {_blocks(after - before)}; removed {_blocks(before - after)}"
@@ -280,7 +288,8 @@ class Agent:
         with self._lock:
             if not self.emptied:
                 try:
-                    self.nft(empty_sets(self.config.names))
+                    self.before_recreate()
+                    self.nft(empty_sets(self.config.names, self.config.counting))
                 except NftError as nft_error:
                     log.critical("%s, and emptying the sets failed too: %s", exc, nft_error)
                     return
@@ -302,7 +311,12 @@ class Agent:
                 log.warning("no saved state to fall back on; the sets in the kernel stay as they are")
                 return
             try:
-                self.nft(replace_table(self.config.names, Elements.of(saved.exemptions.values())))
+                self.before_recreate()
+                self.nft(
+                    replace_table(
+                        self.config.names, Elements.of(saved.exemptions.values()), self.config.counting
+                    )
+                )
             except NftError as exc:
                 log.error("could not restore the saved set: %s", exc)
                 return

@@ -8,7 +8,6 @@ while the test approves.
 
 from __future__ import annotations
 
-import ipaddress
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -22,19 +21,17 @@ from django.core.servers.basehttp import WSGIServer
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import LiveServerTestCase
 from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler
-from django.utils import timezone
 
-from portal.accounts.models import Actor, Allocation, ApiKey, Scope, Tenant
+from portal.accounts.models import Actor, ApiKey, Scope, Tenant
 from portal.agent.config import Config
 from portal.agent.nft import NftError
 from portal.agent.sync import Agent
 from portal.enforcement import feeds
 from portal.enforcement.models import Exemption
-from portal.unblock.models import RequestedBlock, State, UnblockRequest, UseCase
 from portal.workflows import exemptions as actions
 from portal.workflows.decisions import approve_request
 from tests.agent import netns
-from tests.base import allocate
+from tests.base import allocate, make_request
 
 PORTAL_LOCK = threading.Lock()
 REVIEWER = Actor.of_system("test reviewer")
@@ -80,31 +77,6 @@ class RecordingNft:
         return taken
 
 
-def open_request(tenant: Tenant, *cidrs: str) -> UnblockRequest:
-    req = UnblockRequest.objects.create(
-        tenant=tenant,
-        state=State.SUBMITTED,
-        use_case=UseCase.OWN_MAIL_SERVER,
-        justification="Own MX",
-        mail_software="Postfix",
-        sending_domains=["acme.example"],
-        expected_daily_volume=100,
-        bounce_handling="Suppressed",
-        abuse_contact="abuse@acme.example",
-        aup_accepted_at=timezone.now(),
-        submitted_at=timezone.now(),
-    )
-    for cidr in cidrs:
-        network = ipaddress.ip_network(cidr)
-        # Approval re-checks that the tenant holds the address (the namespaces use private ones).
-        if not Allocation.objects.filter(tenant=tenant).active().covering(network).exists():
-            allocate(tenant, str(network))
-        block = RequestedBlock(request=req)
-        block.set_network(network)
-        block.save()
-    return req
-
-
 class PortalLiveTestCase(LiveServerTestCase):
     server_thread_class = PortalThread
     acme: Tenant
@@ -140,7 +112,9 @@ class PortalLiveTestCase(LiveServerTestCase):
 
     def approve(self, *cidrs: str) -> list[Exemption]:
         with self.portal():
-            return approve_request(req=open_request(self.acme, *cidrs), actor=REVIEWER, note="ok")
+            # The network namespaces use private addresses, outside Acme's allocations.
+            req = make_request(self.acme, *cidrs, allocate_missing=True)
+            return approve_request(req=req, actor=REVIEWER, note="ok")
 
     def move(self, exemption: Exemption, event: str, reason: str = "") -> None:
         with self.portal():

@@ -23,6 +23,29 @@ def blocks(*cidrs: str) -> Elements:
 
 
 NAMES = Names(table="port25", set4="ok4", set6="ok6")
+COUNTING_SETS = [
+    f"add set inet port25 smtp_{verdict}{family} {{ type ipv{family}_addr; size 65536; "
+    "flags dynamic,timeout; timeout 3600s; counter; }"
+    for verdict, family in (("blocked", 4), ("blocked", 6), ("accepted", 4), ("accepted", 6))
+]
+SYN = "tcp flags & (fin | syn | rst | ack) == syn"
+
+
+def rules(chain: str) -> list[str]:
+    """Count new connections (without a verdict, so that a full counting set changes nothing),
+    then accept the exempt and drop the rest."""
+    return [
+        f"add rule inet port25 {chain} {line}"
+        for line in (
+            f"tcp dport 25 {SYN} ip saddr @ok4 add @smtp_accepted4 {{ ip saddr counter }}",
+            f"tcp dport 25 {SYN} ip6 saddr @ok6 add @smtp_accepted6 {{ ip6 saddr counter }}",
+            "tcp dport 25 ip saddr @ok4 accept",
+            "tcp dport 25 ip6 saddr @ok6 accept",
+            f"tcp dport 25 {SYN} meta nfproto ipv4 add @smtp_blocked4 {{ ip saddr counter }}",
+            f"tcp dport 25 {SYN} meta nfproto ipv6 add @smtp_blocked6 {{ ip6 saddr counter }}",
+            "tcp dport 25 counter drop",
+        )
+    ]
 
 
 class TransactionTextTestCase(SimpleTestCase):
@@ -38,14 +61,11 @@ class TransactionTextTestCase(SimpleTestCase):
                 "add table inet port25",
                 "add set inet port25 ok4 { type ipv4_addr; flags interval; }",
                 "add set inet port25 ok6 { type ipv6_addr; flags interval; }",
+                *COUNTING_SETS,
                 "add chain inet port25 forward { type filter hook forward priority filter; policy accept; }",
-                "add rule inet port25 forward tcp dport 25 ip saddr @ok4 accept",
-                "add rule inet port25 forward tcp dport 25 ip6 saddr @ok6 accept",
-                "add rule inet port25 forward tcp dport 25 counter drop",
+                *rules("forward"),
                 "add chain inet port25 output { type filter hook output priority filter; policy accept; }",
-                "add rule inet port25 output tcp dport 25 ip saddr @ok4 accept",
-                "add rule inet port25 output tcp dport 25 ip6 saddr @ok6 accept",
-                "add rule inet port25 output tcp dport 25 counter drop",
+                *rules("output"),
                 "add element inet port25 ok4 { 198.51.100.64/28, 203.0.113.5 }",
                 "add element inet port25 ok6 { 2001:db8:a::/64, 2001:db8:b::25 }",
             ],
@@ -89,9 +109,14 @@ class TransactionTextTestCase(SimpleTestCase):
 
     def test_it_keeps_the_elements_when_it_only_makes_sure_the_table_exists(self) -> None:
         text = ensure_table(NAMES)
-        self.assertNotIn("delete", text)
+        self.assertNotIn("delete table", text)
+        self.assertNotIn("delete element", text)
         self.assertNotIn("flush set", text)
         self.assertIn("flush chain inet port25 forward", text)
+        # The counting sets are made anew, after the rules that use them are flushed.
+        self.assertLess(
+            text.index("flush chain inet port25 output"), text.index("delete set inet port25 smtp_")
+        )
         self.assertTrue(empty_sets(NAMES).endswith("flush set inet port25 ok4\nflush set inet port25 ok6\n"))
 
     def test_it_refuses_names_nft_would_read_as_syntax(self) -> None:
@@ -100,6 +125,8 @@ class TransactionTextTestCase(SimpleTestCase):
                 Names(table=name)
         with self.assertRaises(ValueError):
             Names(set4="same", set6="same")
+        with self.assertRaises(ValueError):
+            Names(set4="smtp_blocked4")
 
 
 class KernelTestCase(unittest.TestCase):
