@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "portal.review",
     "portal.vetting",
     "portal.reputation",
+    "portal.telemetry",
     "portal.enforcement",
     "portal.notifications",
 ]
@@ -94,6 +95,8 @@ if DEBUG:
     INSTALLED_APPS.append("portal.demo")
 
 MIDDLEWARE = [
+    # First, so that API errors raised by any other middleware still come back as JSON.
+    "portal.ops.api_middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.core.middleware.RequestIdMiddleware",
@@ -153,16 +156,15 @@ else:
     )
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME") or None
 
-# A shared cache (Redis) makes /metrics counters add up across processes; optional.
-if os.environ.get("CACHE_URL"):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["CACHE_URL"],
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Nothing shared lives in the default cache (the /metrics counters are in the database).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # API throttles: shared by every process through the database (a core migration creates it).
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "portal_throttle_cache",
+    },
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -265,22 +267,33 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["portal.accounts.api_auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.ops.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.ops.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["portal.accounts.throttles.ApiKeyRateThrottle"],
+    # The client address behind TRUSTED_PROXY_COUNT proxies, as the sign-in lockout sees it.
+    "NUM_PROXIES": envint("TRUSTED_PROXY_COUNT", 0) or None,
 }
+# Rates as DRF writes them ("N/s", "N/min", "N/hour"); empty switches the throttle off.
+API_THROTTLE_KEY_RATE = os.environ.get("API_THROTTLE_KEY_RATE", "3000/min")
+API_THROTTLE_FAILED_AUTH_RATE = os.environ.get("API_THROTTLE_FAILED_AUTH_RATE", "30/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Egress Exemption Portal API",
     "DESCRIPTION": "Port-25 unblock requests, tenant provisioning and enforcement feeds.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.ops.api_schema.add_error_responses",
+    ],
     # Models share field names (`kind`, `state`) with different choices; name each enum readably.
     "ENUM_NAME_OVERRIDES": {
         "MessageKindEnum": "portal.unblock.models.MessageKind",
         "EventKindEnum": "portal.reputation.models.Kind",
         "RequestStateEnum": "portal.unblock.models.State",
+        "ReputationSourceEnum": "portal.reputation.models.Source",
     },
 }
 
@@ -361,13 +374,65 @@ WEBHOOK_SECRET_OVERLAP_HOURS = envint("WEBHOOK_SECRET_OVERLAP_HOURS", 24)
 
 # Periodic jobs and the abuse loop.
 EXPIRY_CHECK_SECONDS = envint("EXPIRY_CHECK_SECONDS", 60)
-DNSBL_MONITOR_MINUTES = envint("DNSBL_MONITOR_MINUTES", 60)
+# How stale a DNSBL listing may be before it suspends an exemption: a spam run does its damage in
+# hours, so a quarter of an hour (a DQS key is needed at that rate for any real fleet).
+DNSBL_MONITOR_MINUTES = envint("DNSBL_MONITOR_MINUTES", 15)
+# Whole-space DNSBL monitoring (docs/operations.md, "Feeding DNSBL zone files"). The DNS path runs
+# a slice every DNSBL_MONITOR_SLICE_SECONDS, paced at DNSBL_QUERIES_PER_SECOND, so that every
+# allocated address is checked once per DNSBL_MONITOR_MINUTES and never sooner than its zone's
+# minimum (`zone=minutes` entries of DNSBL_MIN_RECHECK_MINUTES; DNSBL_MONITOR_MINUTES otherwise).
+DNSBL_QUERIES_PER_SECOND = float(os.environ.get("DNSBL_QUERIES_PER_SECOND", "20"))
+DNSBL_MONITOR_SLICE_SECONDS = envint("DNSBL_MONITOR_SLICE_SECONDS", 60)
+DNSBL_MIN_RECHECK_MINUTES = envlist("DNSBL_MIN_RECHECK_MINUTES")
+# Zone files (rbldnsd datasets) synced to disk: `<zone>.<format>` files in DNSBL_ZONE_DIR, and/or
+# `zone:format:path` entries in DNSBL_ZONE_FILES (rbldnsd's own notation). A zone read from a file
+# is not queried over DNS.
+DNSBL_ZONE_DIR = os.environ.get("DNSBL_ZONE_DIR", "")
+DNSBL_ZONE_FILES = envlist("DNSBL_ZONE_FILES")
+DNSBL_ZONE_CHECK_MINUTES = envint("DNSBL_ZONE_CHECK_MINUTES", 5)
+DNSBL_ZONE_REIMPORT_MINUTES = envint("DNSBL_ZONE_REIMPORT_MINUTES", 60)
+DNSBL_ZONE_MAX_AGE_HOURS = envint("DNSBL_ZONE_MAX_AGE_HOURS", 24)
+# How a zone meets the allocations: "sweep" (sorted intervals in the worker, any database) or
+# "postgresql" (COPY into a temporary table, inet/cidr overlap through a GiST index).
+DNSBL_ZONE_INTERSECTION = os.environ.get("DNSBL_ZONE_INTERSECTION", "sweep")
+if DNSBL_ZONE_INTERSECTION not in ("sweep", "postgresql"):
+    raise ImproperlyConfigured(
+        f"DNSBL_ZONE_INTERSECTION must be sweep or postgresql, not {DNSBL_ZONE_INTERSECTION!r}"
+    )
+# A listing source whose last complete pass had more look-up errors than this share is failing.
+DNSBL_SOURCE_MAX_ERROR_SHARE = float(os.environ.get("DNSBL_SOURCE_MAX_ERROR_SHARE", "0.05"))
 SUSPEND_ON_LISTS = envlist("SUSPEND_ON_LISTS", "SBL,CSS,XBL,DROP,BCL")
 SUSPEND_AFTER_COMPLAINTS = envint("SUSPEND_AFTER_COMPLAINTS", 3)
 SUSPEND_COMPLAINT_WINDOW_HOURS = envint("SUSPEND_COMPLAINT_WINDOW_HOURS", 24)
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = envint("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 120)
 
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# Retention of rows that grow with traffic (docs/operations.md, "Retention"). The audit log is
+# never pruned; pending and failed deliveries and emails stay until they are done.
+WEBHOOK_ATTEMPT_RETENTION_DAYS = envint("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
+WEBHOOK_DELIVERY_RETENTION_DAYS = envint("WEBHOOK_DELIVERY_RETENTION_DAYS", 90)
+EMAIL_RETENTION_DAYS = envint("EMAIL_RETENTION_DAYS", 90)
+# The change feed keeps at least this long: a consumer that lagged longer gets reset: true.
+FEED_RETENTION_DAYS = envint("FEED_RETENTION_DAYS", 90)
+CHECK_RESULT_RETENTION_DAYS = envint("CHECK_RESULT_RETENTION_DAYS", 365)
+VETTING_RUN_RETENTION_DAYS = envint("VETTING_RUN_RETENTION_DAYS", 365)
+RETENTION_BATCH_SIZE = envint("RETENTION_BATCH_SIZE", 1000)
+
+# Port-25 telemetry from enforcement agents and flow forwarders (docs/operations.md).
+AGENT_STALE_SECONDS = envint("AGENT_STALE_SECONDS", 300)
+TELEMETRY_RETENTION_DAYS = envint("TELEMETRY_RETENTION_DAYS", 90)
+TELEMETRY_MAX_BYTES = envint("TELEMETRY_MAX_BYTES", 50 * 1024 * 1024)
+TELEMETRY_BLOCKED_PER_HOUR = envint("TELEMETRY_BLOCKED_PER_HOUR", 100)
+TELEMETRY_EPISODE_QUIET_HOURS = envint("TELEMETRY_EPISODE_QUIET_HOURS", 24)
+TELEMETRY_VOLUME_FACTOR = envint("TELEMETRY_VOLUME_FACTOR", 10)
+TELEMETRY_VOLUME_FLOOR = envint("TELEMETRY_VOLUME_FLOOR", 50)
+TELEMETRY_VOLUME_ACTION = os.environ.get("TELEMETRY_VOLUME_ACTION", "both").strip().lower()
+if TELEMETRY_VOLUME_ACTION not in ("notify", "suspend", "both"):
+    raise ImproperlyConfigured(
+        f"TELEMETRY_VOLUME_ACTION must be notify, suspend or both, got {TELEMETRY_VOLUME_ACTION!r}"
+    )
+TELEMETRY_VETTING_DAYS = envint("TELEMETRY_VETTING_DAYS", 7)
 
 API_KEY_HASH_SECRET = os.environ.get("API_KEY_HASH_SECRET", SECRET_KEY)
 

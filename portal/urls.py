@@ -6,12 +6,13 @@ from drf_spectacular.views import SpectacularAPIView
 from portal.accounts import api as accounts_api
 from portal.accounts import two_factor_views
 from portal.accounts import views as accounts_views
-from portal.ops import views as ops_views
 from portal.enforcement import api as enforcement_api
 from portal.enforcement import customer_views as customer_exemptions
 from portal.enforcement import feeds
+from portal.ops import views as ops_views
 from portal.reputation import api as reputation_api
 from portal.review import api as review_api
+from portal.telemetry import api as telemetry_api
 from portal.unblock import api as unblock_api
 
 api_v1 = [
@@ -32,6 +33,7 @@ api_v1 = [
     path("feeds/exemptions.txt", feeds.exemptions_txt, name="feed-txt"),
     path("feeds/exemptions.json", feeds.exemptions_json, name="feed-json"),
     path("feeds/changes", feeds.changes, name="feed-changes"),
+    path("telemetry/smtp", telemetry_api.smtp_report, name="telemetry-smtp"),
     path("webhooks/endpoints", enforcement_api.endpoint_list, name="webhook-endpoints"),
     path("webhooks/endpoints/<uuid:endpoint_id>", enforcement_api.endpoint_detail, name="webhook-endpoint"),
     path(
@@ -46,7 +48,7 @@ api_v1 = [
         name="webhook-deliveries",
     ),
     path(
-        "webhooks/endpoints/<uuid:endpoint_id>/deliveries/<int:delivery_id>/redeliver",
+        "webhooks/endpoints/<uuid:endpoint_id>/deliveries/<uuid:delivery_id>/redeliver",
         enforcement_api.delivery_redeliver,
         name="webhook-redeliver",
     ),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from portal.accounts.models import Allocation, ApiKey, Membership, Scope, Tenant
+from portal.enforcement.models import Exemption
 from portal.unblock.models import RequestedBlock, State, UnblockRequest, UseCase
 
 PASSWORD = "correct-horse-battery-25"
@@ -39,6 +40,49 @@ def allocate(tenant: Tenant, cidr: str, *, released: bool = False) -> Allocation
         allocation.released_at = timezone.now() - timedelta(days=10)
     allocation.save()
     return allocation
+
+
+def make_request(
+    tenant: Tenant, *cidrs: str, state: str = State.SUBMITTED, allocate_missing: bool = False
+) -> UnblockRequest:
+    """A request for `cidrs` in `state`, created directly (no workflow) for tests that need one.
+
+    Non-drafts count as vetted (low risk, nothing failing), as the worker would leave them.
+    `allocate_missing` first gives the tenant the addresses it doesn't hold (approval checks
+    that it does), for tests that use addresses outside the cast's allocations.
+    """
+    req = UnblockRequest.objects.create(
+        tenant=tenant,
+        state=state,
+        use_case=UseCase.OWN_MAIL_SERVER,
+        justification="Own MX",
+        mail_software="Postfix",
+        sending_domains=["example.com"],
+        expected_daily_volume=100,
+        bounce_handling="Suppressed",
+        abuse_contact="abuse@example.com",
+        aup_accepted_at=timezone.now(),
+        submitted_at=None if state == State.DRAFT else timezone.now(),
+        vetted_at=None if state == State.DRAFT else timezone.now(),
+    )
+    for cidr in cidrs:
+        network = ipaddress.ip_network(cidr)
+        held = Allocation.objects.filter(tenant=tenant).active().covering(network).exists()
+        if allocate_missing and not held:
+            allocate(tenant, cidr)
+        block = RequestedBlock(request=req)
+        block.set_network(network)
+        block.save()
+    return req
+
+
+def make_exemption(tenant: Tenant, cidr: str, **fields: Any) -> Exemption:
+    """An exemption created directly (no approval), in force for 30 days unless `fields` say otherwise."""
+    fields.setdefault("expires_at", timezone.now() + timedelta(days=30))
+    exemption = Exemption(tenant=tenant, **fields)
+    exemption.set_network(ipaddress.ip_network(cidr))
+    exemption.save()
+    return exemption
 
 
 def complete_request_data(**overrides: Any) -> dict[str, Any]:
@@ -95,30 +139,10 @@ class PortalTestCase(TestCase):
     def make_request(
         self, tenant: Tenant | None = None, *cidrs: str, state: str = State.SUBMITTED
     ) -> UnblockRequest:
-        """A request in `state`, created directly (no workflow) for tests that need one to exist.
-
-        Non-drafts count as vetted (low risk, nothing failing), as the worker would leave them.
-        """
+        """`make_request` for the cast: Acme by default, one address of the tenant's if none given."""
         tenant = tenant or self.acme
-        req = UnblockRequest.objects.create(
-            tenant=tenant,
-            state=state,
-            use_case=UseCase.OWN_MAIL_SERVER,
-            justification="Own MX",
-            mail_software="Postfix",
-            sending_domains=["example.com"],
-            expected_daily_volume=100,
-            bounce_handling="Suppressed",
-            abuse_contact="abuse@example.com",
-            aup_accepted_at=timezone.now(),
-            submitted_at=None if state == State.DRAFT else timezone.now(),
-            vetted_at=None if state == State.DRAFT else timezone.now(),
-        )
-        for cidr in cidrs or (("203.0.113.5",) if tenant == self.acme else ("198.51.100.70",)):
-            block = RequestedBlock(request=req)
-            block.set_network(ipaddress.ip_network(cidr))
-            block.save()
-        return req
+        default = "203.0.113.5" if tenant == self.acme else "198.51.100.70"
+        return make_request(tenant, *(cidrs or (default,)), state=state)
 
     def api(self, scope: str = Scope.CUSTOMER, tenant: Tenant | None = None) -> APIClient:
         """An API client carrying a fresh key of `scope` (customer keys belong to Acme by default)."""

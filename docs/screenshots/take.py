@@ -8,6 +8,10 @@ serves the portal on a free port and writes the PNGs next to this file. As the d
 request list, a request that needs information, and the new-request form showing an inline
 error, on a laptop and on a phone. As the demo reviewer: the review queue and a request's page
 with its checks, risk breakdown and decision forms.
+
+The network reputation page's screenshots (network-reputation.png and its phone version) need
+90 days of listings that the demo data doesn't have; its browser test builds them and writes
+the PNGs: `UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/browser/test_network_page.py`.
 """
 
 from __future__ import annotations
@@ -84,9 +88,9 @@ def run_vetting() -> None:
     """Vet the demo requests now, against the demo DNS, so that the pages show real checks."""
     from django.conf import settings
 
-    from portal.demo.zone import DBL_ZONE, DNSBL_ZONE, demo_zone
     from portal.demo.dnsserver import running
-    from portal.vetting.jobs import run_due_vetting
+    from portal.demo.zone import DBL_ZONE, DNSBL_ZONE, demo_zone
+    from portal.workflows.vetting import run_due_vetting
 
     with running(demo_zone()) as dns_port:
         settings.DNS_NAMESERVERS, settings.DNS_PORT = ["127.0.0.1"], dns_port

@@ -13,6 +13,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from portal.accounts.models import Actor, ApiKey, Scope, is_staff_member
+from portal.accounts.throttles import FailedAuthenticationThrottle
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -25,6 +26,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         header = get_authorization_header(request).split()
         if not header or header[0].lower() not in (self.keyword, b"basic"):
             return None
+        guard = FailedAuthenticationThrottle(request)
+        guard.refuse_if_over()
+        try:
+            return self.check_key(header)
+        except exceptions.AuthenticationFailed:
+            guard.failed()
+            raise
+
+    def check_key(self, header: list[bytes]) -> tuple[User | AnonymousUser, ApiKey]:
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header; send 'Authorization: Bearer <key>'."

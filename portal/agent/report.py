@@ -8,7 +8,7 @@ import json
 import re
 import socket
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from portal.agent import VERSION
 
@@ -22,7 +22,11 @@ def default_agent_name(suffix: str = "") -> str:
     return host[: 64 - len(suffix)] + suffix
 
 
-def rfc3339(moment: datetime) -> str:
+def rfc3339(moment: datetime, *, round_up: bool = False) -> str:
+    """Whole seconds; `round_up` for an interval's end, so that the interval sent covers the
+    one counted (the portal matches it against exemptions created within that last second)."""
+    if round_up and moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -79,7 +83,7 @@ class Report:
             "sequence": self.sequence,
             "source": self.source,
             "start": rfc3339(self.start),
-            "end": rfc3339(self.end),
+            "end": rfc3339(self.end, round_up=True),
             "estimated": self.estimated,
             "counts": counts,
         }

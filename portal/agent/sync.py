@@ -3,7 +3,7 @@
 The change feed is the authority on order. The agent holds a cursor (the last change applied)
 and the exemptions it reflects; each page of changes becomes one nftables transaction, and the
 cursor is saved only after the kernel took it. Whatever can't be followed — a gap in the
-sequence, a reset (the portal restored from a backup), a failed transaction, an unreadable
+sequence, a reset (changes pruned, or the portal restored from a backup), a failed transaction, an unreadable
 state file — is healed the same way: a fresh snapshot replacing the whole table.
 
 When the portal can't be reached, the set in force stays (fail static) and the agent retries
@@ -149,10 +149,11 @@ class Agent:
                 return
             if page.reset:
                 log.warning(
-                    "the portal's feed ends at %d, before our cursor %d (restored from a backup?); "
+                    "the portal can't continue from our cursor %d (its feed is at %d: the changes "
+                    "after our cursor were pruned, or the portal was restored from a backup); "
                     "taking a snapshot",
-                    page.latest,
                     cursor,
+                    page.latest,
                 )
                 self.need_snapshot = True
                 continue

@@ -1,28 +1,33 @@
-"""Counters for /metrics, kept in the cache so that every process adds to the same numbers
-when CACHE_URL points at Redis (per process with the default local-memory cache)."""
+"""Counters and gauges for /metrics, kept in the database (`Tally`) so that every process adds
+to the same numbers: a per-process counter reads 0 on the gunicorn process that did not serve
+the requests."""
 
 from __future__ import annotations
 
-from django.core.cache import cache
+from django.db.models import F
+from django.utils import timezone
 
-KNOWN: dict[str, tuple[str, ...]] = {
-    "feed_requests": ("full", "not_modified"),
-}
-
-
-def _key(name: str, result: str) -> str:
-    return f"metrics:{name}:{result}"
+from portal.core.models import Tally
 
 
-def count(name: str, *, result: str) -> None:
-    key = _key(name, result)
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.add(key, 0, timeout=None)
-        cache.incr(key)
+def key(name: str, label: str) -> str:
+    return f"{name}:{label}"
 
 
-def read(name: str) -> dict[str, int]:
-    values = cache.get_many([_key(name, r) for r in KNOWN[name]])
-    return {r: int(values.get(_key(name, r), 0)) for r in KNOWN[name]}
+def count(name: str, *, result: str, by: int = 1) -> None:
+    """Add to a counter: one UPDATE of one row (created on first use)."""
+    name = key(name, result)
+    if Tally.objects.filter(name=name).update(value=F("value") + by, updated_at=timezone.now()):
+        return
+    Tally.objects.get_or_create(name=name)
+    Tally.objects.filter(name=name).update(value=F("value") + by, updated_at=timezone.now())
+
+
+def set_gauge(name: str, *, label: str, value: int) -> None:
+    Tally.objects.update_or_create(name=key(name, label), defaults={"value": value})
+
+
+def read(name: str, *labels: str) -> dict[str, int]:
+    """The values of `name` under each label, 0 for those never counted."""
+    values = dict(Tally.objects.filter(name__in=[key(name, x) for x in labels]).values_list("name", "value"))
+    return {label: int(values.get(key(name, label), 0)) for label in labels}

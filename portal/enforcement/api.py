@@ -85,9 +85,9 @@ def delivery_list(request: Request, endpoint_id: UUID) -> Response:
 @extend_schema(request=None, responses={202: DeliverySerializer})
 @api_view(["POST"])
 @permission_classes([ProvisioningScope])
-def delivery_redeliver(request: Request, endpoint_id: UUID, delivery_id: int) -> Response:
+def delivery_redeliver(request: Request, endpoint_id: UUID, delivery_id: UUID) -> Response:
     endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
-    delivery = get_object_or_404(endpoint.deliveries, pk=delivery_id)
+    delivery = get_object_or_404(endpoint.deliveries, uuid=delivery_id)
     redeliver([delivery], actor=actor_of(request))
     delivery.refresh_from_db()
     return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -4,17 +4,22 @@ caller's transaction so that neither can exist without the other."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from portal.core.models import Tally
 from portal.core.wakeup import notify_workers
 from portal.enforcement.models import Delivery, Exemption, FeedChange, WebhookEndpoint
 
 # Any constant works; every process that appends to the feed takes the same lock.
 FEED_LOCK = 7_250_026
+# The highest sequence number retention may have removed. A consumer whose cursor is below it
+# would miss changes, so the feed tells it to start over from a snapshot.
+PRUNED_THROUGH = "feed:pruned_through"
 
 
 def _lock_feed() -> None:
@@ -65,3 +70,31 @@ def publish(exemption: Exemption, *, event: str, op: str) -> FeedChange:
     if endpoints:
         notify_workers()
     return change
+
+
+def pruned_through() -> int:
+    value = Tally.objects.filter(name=PRUNED_THROUGH).values_list("value", flat=True).first()
+    return int(value or 0)
+
+
+def prunable_changes(cutoff: datetime) -> QuerySet[FeedChange]:
+    """Changes older than `cutoff` that the portal can do without.
+
+    The newest change stays because the next sequence number is max(seq) + 1: without it the
+    feed would count again from 1. Each exemption's latest change stays because the network page
+    reads when an exemption opened from its change (workflows/network.py, exemption_periods).
+    """
+    newer_of_same = FeedChange.objects.filter(exemption=OuterRef("exemption"), seq__gt=OuterRef("seq"))
+    newest = FeedChange.objects.order_by("-seq").values("seq")[:1]
+    return FeedChange.objects.filter(at__lt=cutoff, seq__lt=Subquery(newest)).filter(Exists(newer_of_same))
+
+
+def raise_pruned_through(batch: QuerySet[FeedChange]) -> None:
+    """Call in the transaction that deletes `batch`, so that no reader sees the gap without it."""
+    highest = batch.aggregate(m=Max("seq"))["m"]
+    if highest is None:
+        return
+    tally, _ = Tally.objects.select_for_update().get_or_create(name=PRUNED_THROUGH)
+    if highest > tally.value:
+        tally.value = highest
+        tally.save(update_fields=["value", "updated_at"])

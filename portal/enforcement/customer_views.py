@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from portal.accounts.models import Actor, Tenant
 from portal.accounts.views import user_of
 from portal.enforcement.models import Exemption
+from portal.ops.refusals import refusals_redirect
 from portal.workflows import exemptions, requests
 
 
@@ -64,6 +65,7 @@ def renew(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
 
 @require_POST
 @login_required
+@refusals_redirect("exemptions")
 def ask_reinstatement(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
     exemption = _get_exemption_for_customer(request, exemption_id)
     form = ReinstatementForm(request.POST)
@@ -72,12 +74,8 @@ def ask_reinstatement(request: HttpRequest, exemption_id: UUID) -> HttpResponse:
             request, "Explain the cause and the fix (up to 4000 characters) so that staff can decide."
         )
         return redirect("exemptions")
-    try:
-        exemptions.ask_reinstatement(
-            exemption=exemption, actor=Actor(user=user_of(request)), note=form.cleaned_data["note"]
-        )
-    except exemptions.ExemptionConflict as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Staff will review your explanation and decide on reinstatement.")
+    exemptions.ask_reinstatement(
+        exemption=exemption, actor=Actor(user=user_of(request)), note=form.cleaned_data["note"]
+    )
+    messages.success(request, "Staff will review your explanation and decide on reinstatement.")
     return redirect("exemptions")

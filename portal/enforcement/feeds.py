@@ -29,6 +29,7 @@ from rest_framework.request import Request
 
 from portal.accounts.api_auth import EnforcementScope
 from portal.core.metrics import count
+from portal.enforcement.changes import pruned_through
 from portal.enforcement.models import Exemption, FeedChange
 
 MAX_CHANGES = 5000
@@ -53,7 +54,12 @@ class PassthroughRenderer(BaseRenderer):
     def render(
         self, data: object, accepted_media_type: str | None = None, renderer_context: object = None
     ) -> bytes:
-        return data if isinstance(data, bytes) else json.dumps(data).encode()
+        if isinstance(data, bytes):
+            return data
+        # An error (DRF's dict): JSON like every other API error, not "*/*".
+        if isinstance(renderer_context, dict) and "response" in renderer_context:
+            renderer_context["response"]["Content-Type"] = "application/json"
+        return json.dumps(data).encode()
 
 
 def feed_state() -> tuple[int, datetime | None]:
@@ -77,7 +83,9 @@ def _not_modified(request: HttpRequest, etags: tuple[str, ...], last_modified: d
     """False, or the validator that matched: the tag the client holds, or True (any of ours)."""
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
-        offered = {tag.strip() for tag in if_none_match.split(",")}
+        # Weak comparison (RFC 9110 13.1.2): W/"x" matches "x". A proxy that compresses the body
+        # (nginx with gzip on) weakens the tag it passes on, and the client sends that one back.
+        offered = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
         return next((tag for tag in etags if tag in offered), False) or "*" in offered
     since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
     return since is not None and last_modified is not None and int(last_modified.timestamp()) <= since
@@ -205,9 +213,17 @@ def exemptions_json(request: Request) -> HttpResponse:
 @extend_schema(
     parameters=[
         OpenApiParameter(
-            "after", OpenApiTypes.INT, required=True, description="The cursor you hold (0 at first)."
+            "after",
+            {"type": "integer", "minimum": 0},
+            required=True,
+            description="The cursor you hold (0 at first).",
         ),
-        OpenApiParameter("limit", OpenApiTypes.INT, required=False, description=f"At most {MAX_CHANGES}."),
+        OpenApiParameter(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_CHANGES, "default": 1000},
+            required=False,
+            description=f"At most {MAX_CHANGES} changes per page.",
+        ),
     ],
     responses={200: OpenApiTypes.OBJECT, 304: None},
 )
@@ -217,21 +233,23 @@ def exemptions_json(request: Request) -> HttpResponse:
 def changes(request: Request) -> HttpResponse:
     """Changes of the active set after a cursor, in order: add/remove with the exemption.
 
-    `reset: true` means the cursor is ahead of the feed (the portal was restored from a backup):
-    take a fresh snapshot from exemptions.json and continue from its cursor.
+    `reset: true` means the feed can't continue from this cursor: it is ahead of the feed (the
+    portal was restored from a backup), or behind the changes retention keeps
+    (FEED_RETENTION_DAYS). Take a fresh snapshot from exemptions.json and continue from its cursor.
     """
-    try:
-        after = int(request.query_params.get("after", ""))
-        limit = int(request.query_params.get("limit", "1000"))
-    except ValueError:
-        raise serializers.ValidationError(
-            {"after": ["Give after=<cursor> as a whole number (0 to start), and limit as a number."]}
-        ) from None
-    if after < 0 or not 1 <= limit <= MAX_CHANGES:
-        raise serializers.ValidationError(
-            {"after": [f"after must be 0 or more and limit 1 to {MAX_CHANGES}."]}
-        )
+    after_text = request.query_params.get("after", "")
+    limit_text = request.query_params.get("limit", "1000")
+    errors: dict[str, list[str]] = {}
+    if not (after_text.isascii() and after_text.isdigit()):
+        errors["after"] = ["Give after=<cursor> as a whole number, 0 or more (0 to start)."]
+    if not (limit_text.isascii() and limit_text.isdigit() and 1 <= int(limit_text) <= MAX_CHANGES):
+        errors["limit"] = [f"Give limit as a whole number from 1 to {MAX_CHANGES}."]
+    if errors:
+        raise serializers.ValidationError(errors)
+    after, limit = int(after_text), int(limit_text)
     seq, at = feed_state()
+    # Changes up to pruned_through() may be gone: a cursor below it would skip some.
+    behind = after < pruned_through()
 
     def build() -> bytes:
         rows = list(
@@ -241,6 +259,10 @@ def changes(request: Request) -> HttpResponse:
                 :limit
             ]
         )
+        # Asked again after reading the rows: retention may have removed some of them meanwhile.
+        gap = behind or after < pruned_through()
+        if gap:
+            rows = []
         items = [
             {
                 "seq": s,
@@ -260,8 +282,10 @@ def changes(request: Request) -> HttpResponse:
             "cursor": cursor,
             "latest": seq,
             "has_more": cursor < seq,
-            "reset": after > seq,
+            "reset": after > seq or gap,
         }
         return json.dumps(payload, separators=(",", ":")).encode()
 
-    return _respond(request, f"changes-{after}-{limit}-{_version(seq, at)}", at, "application/json", build)
+    # Pruning doesn't move the feed's version, so the tag must say whether this cursor is behind.
+    key = f"changes-{after}-{limit}-{_version(seq, at)}{'-behind' if behind else ''}"
+    return _respond(request, key, at, "application/json", build)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import UUID4
 from django.utils import timezone
 
 from portal.accounts.models import Tenant
@@ -175,6 +176,9 @@ class Delivery(models.Model):
     """One message to one endpoint; the message id is the same on every attempt."""
 
     id = models.BigAutoField(primary_key=True)
+    # What URLs and the API show: the integer key stays internal. db_default fills the rows that
+    # existed before the column did, one value each, in the migration that adds it.
+    uuid = models.UUIDField(default=uuid.uuid4, db_default=UUID4(), unique=True, editable=False)
     message_id = models.CharField(max_length=40, default=new_message_id, db_index=True)
     endpoint = models.ForeignKey(WebhookEndpoint, models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=32)

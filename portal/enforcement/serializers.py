@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db import models
 from rest_framework import serializers
 
 from portal.enforcement.forms import validate_endpoint_url
 from portal.enforcement.models import EVENT_TYPES, Attempt, Delivery, WebhookEndpoint
+from portal.ops.api_fields import StrictBooleanField, StrictCharField
 
 
 class EndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
@@ -17,6 +19,12 @@ class EndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
         help_text="Empty: every event.",
     )
     secret = serializers.CharField(read_only=True, help_text="whsec_… — verify signatures with it.")
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BooleanField: StrictBooleanField,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
 
     class Meta:
         model = WebhookEndpoint
@@ -49,6 +57,8 @@ class AttemptSerializer(serializers.ModelSerializer[Attempt]):
 
 
 class DeliverySerializer(serializers.ModelSerializer[Delivery]):
+    # The public id: the integer key never leaves the portal.
+    id = serializers.UUIDField(source="uuid", read_only=True)
     attempts = AttemptSerializer(source="attempt_log", many=True, read_only=True)
 
     class Meta:

@@ -13,6 +13,9 @@ from portal.reputation.models import Kind, ReputationEvent
 
 
 def reason_to_suspend(event: ReputationEvent) -> str:
+    if event.kind == Kind.OVER_VOLUME and settings.TELEMETRY_VOLUME_ACTION in ("suspend", "both"):
+        # Sending far beyond what was approved breaches the approval itself, like a listing.
+        return f"Volume over approval: {event.summary}"[:500]
     if event.kind == Kind.LISTED and event.abuse:
         lists = {c.get("list", "") for c in event.evidence.get("codes", [])} if event.evidence else set()
         hits = sorted(lists & set(settings.SUSPEND_ON_LISTS))

@@ -20,8 +20,10 @@ from portal.enforcement import endpoints
 from portal.enforcement.forms import EndpointForm, ReasonForm, RedeliverRangeForm
 from portal.enforcement.models import Delivery, Exemption, ExemptionState, WebhookEndpoint
 from portal.enforcement.webhooks import redeliver
-from portal.review.policy import DecisionRefused, ensure_may_act_for
+from portal.ops.refusals import refusals_redirect
+from portal.review.policy import ensure_may_act_for
 from portal.workflows import exemptions as actions
+from portal.workflows.periodic import last_dnsbl_pass
 
 
 def admin_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -58,12 +60,14 @@ def exemption_list(request: HttpRequest) -> HttpResponse:
             "q": q,
             "states": ExemptionState.choices,
             "reason_form": ReasonForm(),
+            "dnsbl_pass": last_dnsbl_pass(),
         },
     )
 
 
 @require_POST
 @staff_required
+@refusals_redirect("staff:exemptions")
 def exemption_change(request: HttpRequest, exemption_id: UUID, event: str) -> HttpResponse:
     if event not in ("suspended", "reinstated", "revoked"):
         raise Http404("Unknown change")
@@ -72,15 +76,9 @@ def exemption_change(request: HttpRequest, exemption_id: UUID, event: str) -> Ht
     if not form.is_valid():
         messages.error(request, "Give a reason (up to 2000 characters): the tenant is told.")
         return redirect("staff:exemptions")
-    try:
-        ensure_may_act_for(user_of(request), exemption.tenant)
-        actions.change(
-            exemption, f"exemption.{event}", actor=_actor(request), reason=form.cleaned_data["reason"]
-        )
-    except (actions.ExemptionConflict, DecisionRefused) as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{exemption.cidr} {event}.")
+    ensure_may_act_for(user_of(request), exemption.tenant)
+    actions.change(exemption, f"exemption.{event}", actor=_actor(request), reason=form.cleaned_data["reason"])
+    messages.success(request, f"{exemption.cidr} {event}.")
     return redirect("staff:exemptions")
 
 
@@ -151,8 +149,8 @@ def endpoint_action(request: HttpRequest, endpoint_id: UUID, action: str) -> Htt
 
 @require_POST
 @admin_required
-def delivery_redeliver(request: HtmxHttpRequest, endpoint_id: UUID, delivery_id: int) -> HttpResponse:
-    delivery = get_object_or_404(Delivery, pk=delivery_id, endpoint_id=endpoint_id)
+def delivery_redeliver(request: HtmxHttpRequest, endpoint_id: UUID, delivery_id: UUID) -> HttpResponse:
+    delivery = get_object_or_404(Delivery, uuid=delivery_id, endpoint_id=endpoint_id)
     redeliver([delivery], actor=_actor(request))
     if request.htmx:
         # The button swaps the delivery log in place, showing the message pending again.

@@ -18,10 +18,12 @@ from email.utils import parsedate_to_datetime
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from portal.accounts.models import Actor
 from portal.audit.log import record
+from portal.core import metrics
 from portal.core.wakeup import notify_workers
 from portal.enforcement.models import Attempt, Delivery, DeliveryState, WebhookEndpoint
 from portal.lib import outbound
@@ -144,6 +146,17 @@ def deliver_due_webhooks(limit: int = 100) -> int:
     return len(claimed)
 
 
+def seconds_until_next_webhook() -> float | None:
+    """When the next message not held by a worker is due (a retry), or None if none waits."""
+    now = timezone.now()
+    due = (
+        Delivery.objects.filter(state=DeliveryState.PENDING, endpoint__enabled=True)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .aggregate(at=Min("next_attempt_at"))["at"]
+    )
+    return None if due is None else (due - now).total_seconds()
+
+
 def record_result(delivery: Delivery, result: Result) -> None:
     now = timezone.now()
     endpoint = delivery.endpoint
@@ -157,6 +170,9 @@ def record_result(delivery: Delivery, result: Result) -> None:
             error=result.error,
             worker=WORKER_NAME,
         )
+        # A counter, not a count of Attempt rows: /metrics stays cheap and doesn't go backwards
+        # when retention prunes old attempts.
+        metrics.count("webhook_attempts", result="success" if result.ok else "failure")
         if result.ok:
             Delivery.objects.filter(pk=delivery.pk).update(
                 state=DeliveryState.DELIVERED, delivered_at=now, claimed_until=None, last_status=result.status

@@ -35,7 +35,7 @@ class Reference:
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 × 10^n that is at least `value` (the top of the axis)."""
+    """The smallest of 1, 2, 2.5, 5 times 10^n that is at least `value` (the top of the axis)."""
     if value <= 0:
         return 1.0
     magnitude = 10 ** math.floor(math.log10(value))
@@ -81,7 +81,8 @@ def time_series(
         value = top * tick / 4
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
-            f'<text class="axis" x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{_number(value)}</text>'
+            f'<text class="axis" x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">'
+            f"{_number(value)}</text>"
         )
     every = max(1, math.ceil(count / 6))
     for index in range(0, count, every):
@@ -124,7 +125,7 @@ class Cell:
 
 
 def heatmap(*, title: str, cells: Sequence[Cell], columns: int = 16, size: int = 24) -> SafeString:
-    """A grid of cells left to right, top to bottom (a /24 is 16 × 16)."""
+    """A grid of cells left to right, top to bottom (a /24 is 16 by 16)."""
     rows = math.ceil(len(cells) / columns)
     width, height = columns * size + 1, rows * size + 1
     parts = [
@@ -134,7 +135,8 @@ def heatmap(*, title: str, cells: Sequence[Cell], columns: int = 16, size: int =
     for index, cell in enumerate(cells):
         cx, cy = index % columns * size, index // columns * size
         parts.append(
-            f'<g><title>{escape(cell.label)}</title><rect class="{escape(cell.css)}" x="{cx + 1}" y="{cy + 1}" '
+            f"<g><title>{escape(cell.label)}</title>"
+            f'<rect class="{escape(cell.css)}" x="{cx + 1}" y="{cy + 1}" '
             f'width="{size - 2}" height="{size - 2}" rx="2"/>'
         )
         if cell.mark:

@@ -1,4 +1,4 @@
-"""API conventions shared by every endpoint: one error shape, Django errors mapped to HTTP."""
+"""API conventions shared by every endpoint: one error shape, Django and domain errors mapped to HTTP."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from portal.unblock.models import IllegalTransition
+from portal.ops.refusals import REFUSALS, status_of
 
 
 class Conflict(exceptions.APIException):
@@ -20,8 +20,8 @@ class Conflict(exceptions.APIException):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, IllegalTransition):
-        exc = Conflict(str(exc))
+    if isinstance(exc, REFUSALS):
+        exc = Conflict(str(exc)) if status_of(exc) == 409 else exceptions.PermissionDenied(str(exc))
     elif isinstance(exc, DjangoValidationError):
         # Always an object: field errors by name, the rest under non_field_errors (DRF's shape).
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -8,6 +8,7 @@ from django.db.models import Q
 from portal.accounts.models import Allocation, Tenant
 from portal.core.blocks import BlockQuerySet, IPBlock
 from portal.lib.ipblocks import Network
+from portal.reputation.rollups import NetworkDay, NetworkRollup  # noqa: F401 - registers the rollup models
 
 
 class Source(models.TextChoices):
@@ -15,6 +16,7 @@ class Source(models.TextChoices):
     ABUSE_REPORT = "abuse_report", "Abuse report"
     FEEDBACK_LOOP = "feedback_loop", "Feedback loop"
     MANUAL = "manual", "Manual note"
+    TELEMETRY = "telemetry", "Port-25 telemetry"
 
 
 class Kind(models.TextChoices):
@@ -22,6 +24,8 @@ class Kind(models.TextChoices):
     DELISTED = "delisted", "No longer listed"
     COMPLAINT = "complaint", "Complaint"
     NOTE = "note", "Note"
+    BLOCKED_ATTEMPTS = "blocked_attempts", "Blocked sending attempts"
+    OVER_VOLUME = "over_volume", "Volume over approval"
 
 
 class ReputationEventQuerySet(BlockQuerySet["ReputationEvent"]):
@@ -83,6 +87,8 @@ class ListingStatus(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["address", "zone"], name="one_status_per_zone")]
+        # The network page's "most recently listed" and "longest listed" read the ends of this.
+        indexes = [models.Index(fields=["since"], name="listed_since", condition=Q(listed=True))]
 
     def __str__(self) -> str:
         return f"{self.address} on {self.zone}: {'listed' if self.listed else 'not listed'}"
@@ -91,3 +97,44 @@ class ListingStatus(models.Model):
 def holder_at(network: Network, when: datetime) -> Tenant | None:
     allocation = Allocation.objects.held_at(when).covering(network).select_related("tenant").first()
     return allocation.tenant if allocation else None
+
+
+class SourceKind(models.TextChoices):
+    DNS = "dns", "DNS look-ups"
+    ZONE_FILE = "zone_file", "Zone file"
+
+
+class ListingSource(models.Model):
+    """One way the portal learns a zone's listings, and how well it is doing: a monitor that
+    cannot see must say so rather than report a clean network."""
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    zone = models.CharField(max_length=200)
+    interval_seconds = models.PositiveIntegerField(help_text="How often a complete pass is expected.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The pass under way (DNS: slices until every address was checked; zone file: one import).
+    pass_started_at = models.DateTimeField(null=True, blank=True)
+    pass_errors = models.PositiveIntegerField(default=0)
+    last_pass_started_at = models.DateTimeField(null=True, blank=True)
+    last_pass_finished_at = models.DateTimeField(null=True, blank=True)
+    addresses_checked = models.BigIntegerField(default=0)
+    addresses_allocated = models.BigIntegerField(default=0)
+    errors_last_pass = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    file_mtime = models.DateTimeField(null=True, blank=True)
+    file_serial = models.CharField(max_length=40, blank=True)
+    file_entries = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["zone", "kind"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def coverage(self) -> float | None:
+        if not self.addresses_allocated:
+            return None
+        return self.addresses_checked / self.addresses_allocated

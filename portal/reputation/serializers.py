@@ -7,13 +7,14 @@ from rest_framework import serializers
 
 from portal.accounts.models import Tenant
 from portal.lib.ipblocks import BlockError, parse_block
+from portal.ops.api_fields import StrictBooleanField, StrictCharField
 from portal.reputation.models import Kind, ReputationEvent, Source
 from portal.workflows.reputation import EventSpec
 
 
 class EventInputSerializer(serializers.Serializer[EventSpec]):
-    address = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    tenant = serializers.CharField(
+    address = StrictCharField(max_length=64, required=False, allow_blank=True, default="")
+    tenant = StrictCharField(
         max_length=100,
         required=False,
         allow_blank=True,
@@ -23,12 +24,12 @@ class EventInputSerializer(serializers.Serializer[EventSpec]):
     source = serializers.ChoiceField(choices=Source.choices)  # type: ignore[assignment]
     kind = serializers.ChoiceField(choices=Kind.choices)
     observed_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    zone = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    code = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    meaning = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
-    summary = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    zone = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
+    code = StrictCharField(max_length=64, required=False, allow_blank=True, default="")
+    meaning = StrictCharField(max_length=300, required=False, allow_blank=True, default="")
+    summary = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
     link = serializers.URLField(required=False, allow_blank=True, default="")
-    abuse = serializers.BooleanField(required=False, allow_null=True, default=None)
+    abuse = StrictBooleanField(required=False, allow_null=True, default=None)
     evidence = serializers.DictField(required=False, default=dict)
 
     def validate_evidence(self, value: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from portal.lib.ipblocks import BlockError, Network, parse_block
 from portal.reputation.arf import ArfError
 from portal.reputation.forms import ArfUploadForm, HistoryFilterForm, LookupForm, NoteForm
 from portal.reputation.models import Kind, ListingStatus, ReputationEvent, ReputationEventQuerySet, Source
+from portal.telemetry.charts import Port25Chart, port25_chart
+from portal.telemetry.models import SmtpHour
 from portal.unblock.models import RequestedBlock, UnblockRequest
 from portal.workflows.reputation import EventSpec, ingest_arf, ingest_event
 
@@ -98,9 +100,37 @@ def address_history(request: HtmxHttpRequest, address: str) -> HttpResponse:
             .order_by("-created_at")[:50],
             "links": lookup_links(str(network.network_address)),
             "note_form": NoteForm(initial={"address": str(network)}),
+            "port25": address_port25_chart(network),
         }
     )
     return render(request, template, context)
+
+
+def address_port25_chart(network: Network) -> Port25Chart:
+    """The address's hourly port-25 counts; the line is what its exemption's request declared."""
+    exemption = Exemption.objects.in_force().overlapping(network).select_related("request").first()
+    declared = exemption.request.expected_daily_volume if exemption and exemption.request else None
+    return port25_chart(
+        SmtpHour.objects.overlapping(network),
+        title=f"Port-25 connections from {network} per hour, last 7 days",
+        declared_daily=declared,
+    )
+
+
+def tenant_port25_chart(tenant: Tenant) -> Port25Chart:
+    """The tenant's hourly port-25 counts; the line is the sum its exemptions in force declared."""
+    volumes = (
+        Exemption.objects.in_force()
+        .filter(tenant=tenant, request__isnull=False)
+        .values_list("request_id", "request__expected_daily_volume")
+        .distinct()
+    )
+    declared = sum(volume or 0 for _, volume in volumes) or None
+    return port25_chart(
+        SmtpHour.objects.filter(tenant=tenant),
+        title=f"Port-25 connections from {tenant.name}'s addresses per hour, last 7 days",
+        declared_daily=declared,
+    )
 
 
 def _addresses(network: Network) -> list[str]:
@@ -132,6 +162,7 @@ def tenant_history(request: HtmxHttpRequest, tenant_id: UUID) -> HttpResponse:
                 "complaints": tenant.reputation_events.filter(kind=Kind.COMPLAINT).count(),
                 "listings": tenant.reputation_events.filter(kind=Kind.LISTED, abuse=True).count(),
             },
+            "port25": tenant_port25_chart(tenant),
         }
     )
     return render(request, template, context)

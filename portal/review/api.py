@@ -6,24 +6,23 @@ and every decision goes through portal.workflows.decisions exactly as the browse
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.accounts.api_auth import ReviewerScope, api_key_of
+from portal.ops.api_fields import StrictPageSize
 from portal.review.forms import QueueFilterForm, staff_users
 from portal.review.models import Approval
-from portal.review.policy import DecisionRefused
 from portal.review.serializers import (
     ApprovalOutcomeSerializer,
     ApproveSerializer,
@@ -35,8 +34,8 @@ from portal.review.serializers import (
     ReviewRequestSerializer,
 )
 from portal.unblock.models import OPEN_STATES, UnblockRequest
+from portal.vetting.findings import CHECK_TITLES
 from portal.vetting.models import RiskBand
-from portal.vetting.summary import CHECK_TITLES
 from portal.workflows import decisions
 
 TAGS = ["review"]
@@ -48,12 +47,10 @@ REFUSED = {
 }
 
 
-class OldestFirst(CursorPagination):
+class OldestFirst(StrictPageSize):
     # submitted_at never changes once a request is open, so the cursor stays valid.
     ordering = ("submitted_at", "id")
     page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def _user(request: Request) -> User:
@@ -69,13 +66,22 @@ def _get_request(request_id: UUID) -> UnblockRequest:
     return get_object_or_404(queryset, pk=request_id)
 
 
-@contextmanager
-def _refusal_is_forbidden() -> Iterator[None]:
-    # IllegalTransition (409) and Django's ValidationError (400) are mapped by the exception handler.
-    try:
-        yield
-    except DecisionRefused as exc:
-        raise exceptions.PermissionDenied(str(exc)) from None
+def _decide[S: serializers.Serializer[Any], T](
+    request: Request, request_id: UUID, body: type[S], step: Callable[[UnblockRequest, User, S], T]
+) -> T:
+    """Validate the body and take the decision as the key's user.
+
+    Refusals (403), lost races (409) and Django's ValidationError (400) are mapped to HTTP by the
+    exception handler (portal/ops/api_errors.py).
+    """
+    req = _get_request(request_id)
+    serializer = body(data=request.data, context={"req": req})
+    serializer.is_valid(raise_exception=True)
+    return step(req, _user(request), serializer)
+
+
+def _request_as_it_is_now(request_id: UUID) -> Response:
+    return Response(ReviewRequestSerializer(_get_request(request_id)).data)
 
 
 def _filter_form(request: Request) -> QueueFilterForm:
@@ -88,6 +94,9 @@ def _filter_form(request: Request) -> QueueFilterForm:
                 {"assignee": [f"No active reviewer, approver or admin has the email {assignee}."]}
             )
         data["assignee"] = str(user.pk)
+    # The form's checkbox reads any text as "on"; the API documents a boolean and holds to it.
+    if data.get("overdue", "false") not in ("true", "false"):
+        raise exceptions.ValidationError({"overdue": ["Give overdue=true or overdue=false."]})
     form = QueueFilterForm(data)
     if not form.is_valid():
         raise exceptions.ValidationError(
@@ -140,7 +149,7 @@ def request_list(request: Request) -> Response:
 @api_view(["GET"])
 @permission_classes([ReviewerScope])
 def request_detail(request: Request, request_id: UUID) -> Response:
-    return Response(ReviewRequestSerializer(_get_request(request_id)).data)
+    return _request_as_it_is_now(request_id)
 
 
 @extend_schema(
@@ -153,17 +162,18 @@ def request_detail(request: Request, request_id: UUID) -> Response:
 @api_view(["POST"])
 @permission_classes([ReviewerScope])
 def request_approve(request: Request, request_id: UUID) -> Response:
-    req = _get_request(request_id)
-    serializer = ApproveSerializer(data=request.data, context={"req": req})
-    serializer.is_valid(raise_exception=True)
-    with _refusal_is_forbidden():
-        outcome = decisions.approve(
+    outcome = _decide(
+        request,
+        request_id,
+        ApproveSerializer,
+        lambda req, user, body: decisions.approve(
             req=req,
-            user=_user(request),
-            cidrs=serializer.validated_data.get("cidrs"),
-            expires_at=serializer.chosen_expiry(),
-            note=serializer.validated_data["note"],
-        )
+            user=user,
+            cidrs=body.validated_data.get("cidrs"),
+            expires_at=body.chosen_expiry(),
+            note=body.validated_data["note"],
+        ),
+    )
     result = {
         "final": outcome.final,
         "waiting_for": outcome.waiting_for,
@@ -183,12 +193,13 @@ def request_approve(request: Request, request_id: UUID) -> Response:
 @api_view(["POST"])
 @permission_classes([ReviewerScope])
 def request_deny(request: Request, request_id: UUID) -> Response:
-    req = _get_request(request_id)
-    serializer = DenySerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    with _refusal_is_forbidden():
-        decisions.deny(req=req, user=_user(request), reason=serializer.validated_data["reason"])
-    return Response(ReviewRequestSerializer(_get_request(request_id)).data)
+    _decide(
+        request,
+        request_id,
+        DenySerializer,
+        lambda req, user, body: decisions.deny(req=req, user=user, reason=body.validated_data["reason"]),
+    )
+    return _request_as_it_is_now(request_id)
 
 
 @extend_schema(
@@ -201,12 +212,15 @@ def request_deny(request: Request, request_id: UUID) -> Response:
 @api_view(["POST"])
 @permission_classes([ReviewerScope])
 def request_info(request: Request, request_id: UUID) -> Response:
-    req = _get_request(request_id)
-    serializer = QuestionSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    with _refusal_is_forbidden():
-        decisions.request_info(req=req, user=_user(request), question=serializer.validated_data["question"])
-    return Response(ReviewRequestSerializer(_get_request(request_id)).data)
+    _decide(
+        request,
+        request_id,
+        QuestionSerializer,
+        lambda req, user, body: decisions.request_info(
+            req=req, user=user, question=body.validated_data["question"]
+        ),
+    )
+    return _request_as_it_is_now(request_id)
 
 
 @extend_schema(
@@ -219,9 +233,12 @@ def request_info(request: Request, request_id: UUID) -> Response:
 @api_view(["POST"])
 @permission_classes([ReviewerScope])
 def request_assign(request: Request, request_id: UUID) -> Response:
-    req = _get_request(request_id)
-    serializer = AssignSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    with _refusal_is_forbidden():
-        decisions.assign(req=req, user=_user(request), assignee=serializer.validated_data["assignee"])
-    return Response(ReviewRequestSerializer(_get_request(request_id)).data)
+    _decide(
+        request,
+        request_id,
+        AssignSerializer,
+        lambda req, user, body: decisions.assign(
+            req=req, user=user, assignee=body.validated_data["assignee"]
+        ),
+    )
+    return _request_as_it_is_now(request_id)

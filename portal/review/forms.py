@@ -13,8 +13,8 @@ from portal.accounts.models import STAFF_ROLES
 from portal.review.models import DenialReason
 from portal.unblock.models import OPEN_STATES, UnblockRequestQuerySet
 from portal.unblock.rules import TEXT_LIMIT
+from portal.vetting.findings import CHECK_TITLES
 from portal.vetting.models import RiskBand
-from portal.vetting.summary import CHECK_TITLES
 
 
 def staff_users() -> Any:

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from portal.enforcement.models import Exemption
 from portal.lib.ipblocks import BlockError, parse_block
+from portal.ops.api_fields import StrictCharField
 from portal.review.forms import staff_users
 from portal.review.models import Approval
 from portal.review.policy import four_eyes_reasons
@@ -172,7 +173,7 @@ class ApprovalOutcomeSerializer(serializers.Serializer[Any]):
 
 class ApproveSerializer(serializers.Serializer[dict[str, Any]]):
     cidrs = serializers.ListField(
-        child=serializers.CharField(max_length=64),
+        child=StrictCharField(max_length=64),
         required=False,
         allow_empty=False,
         help_text="The addresses to approve, a subset of the request's; all of them when left out.",
@@ -183,7 +184,7 @@ class ApproveSerializer(serializers.Serializer[dict[str, Any]]):
         help_text=f"When the exemptions end; {settings.EXEMPTION_DEFAULT_DAYS} days from now when left "
         "out, never when null (approvers only).",
     )
-    note = serializers.CharField(max_length=TEXT_LIMIT, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=TEXT_LIMIT, required=False, allow_blank=True, default="")
 
     def validate_cidrs(self, value: list[str]) -> list[str]:
         req: UnblockRequest = self.context["req"]
@@ -214,11 +215,11 @@ class ApproveSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class DenySerializer(serializers.Serializer[dict[str, str]]):
-    reason = serializers.CharField(max_length=TEXT_LIMIT, help_text="Shown to the customer.")
+    reason = StrictCharField(max_length=TEXT_LIMIT, help_text="Shown to the customer.")
 
 
 class QuestionSerializer(serializers.Serializer[dict[str, str]]):
-    question = serializers.CharField(max_length=TEXT_LIMIT, help_text="Shown to the customer.")
+    question = StrictCharField(max_length=TEXT_LIMIT, help_text="Shown to the customer.")
 
 
 class AssignSerializer(serializers.Serializer[dict[str, Any]]):

@@ -2,6 +2,7 @@ from django.urls import path
 
 from portal.enforcement import views as enforcement_views
 from portal.review import audit_views, views
+from portal.telemetry import views as telemetry_views
 
 app_name = "staff"
 
@@ -15,13 +16,14 @@ urlpatterns = [
         enforcement_views.exemption_change,
         name="exemption_change",
     ),
+    path("agents/", telemetry_views.agent_list, name="agents"),
     path("webhooks/", enforcement_views.endpoint_list, name="webhooks"),
     path("webhooks/<uuid:endpoint_id>/", enforcement_views.endpoint_detail, name="webhook"),
     path(
         "webhooks/<uuid:endpoint_id>/<str:action>/", enforcement_views.endpoint_action, name="webhook_action"
     ),
     path(
-        "webhooks/<uuid:endpoint_id>/deliveries/<int:delivery_id>/redeliver/",
+        "webhooks/<uuid:endpoint_id>/deliveries/<uuid:delivery_id>/redeliver/",
         enforcement_views.delivery_redeliver,
         name="redeliver",
     ),

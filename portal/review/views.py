@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -24,6 +25,7 @@ from portal.audit.models import AuditEvent
 from portal.core.blocks import overlapping_q
 from portal.core.http import HtmxHttpRequest
 from portal.lib.keyset import SortKey, paginate
+from portal.ops.refusals import REFUSALS, refusals_redirect, refused
 from portal.reputation.models import ListingStatus, ReputationEvent
 from portal.reputation.views import lookup_links
 from portal.review.forms import (
@@ -36,8 +38,10 @@ from portal.review.forms import (
     QuestionForm,
     QueueFilterForm,
 )
-from portal.review.policy import DecisionRefused, four_eyes_reasons, is_approver
-from portal.unblock.models import OPEN_STATES, IllegalTransition, RequestedBlock, UnblockRequest
+from portal.review.policy import four_eyes_reasons, is_approver
+from portal.telemetry.charts import Port25Chart, port25_chart
+from portal.telemetry.models import SmtpHour
+from portal.unblock.models import OPEN_STATES, RequestedBlock, UnblockRequest
 from portal.vetting.checks import addresses_of
 from portal.vetting.models import RiskBand
 from portal.vetting.summary import summarize
@@ -54,6 +58,24 @@ SORT_KEYS = {
         SortKey("id", kind=uuid.UUID),
     ),
 }
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A queue line: the request, and what the page works out about it for the reviewer."""
+
+    req: UnblockRequest
+    overdue: bool
+    failing: list[str]
+
+    @classmethod
+    def of(cls, req: UnblockRequest, *, now: datetime) -> QueueRow:
+        waited = (now - req.submitted_at).total_seconds() if req.submitted_at else 0
+        return cls(
+            req=req,
+            overdue=waited > settings.REVIEW_SLA_HOURS * 3600,
+            failing=[c for c in req.failing_checks.split(",") if c],
+        )
 
 
 def _get_request_for_staff(request_id: UUID) -> UnblockRequest:
@@ -75,16 +97,12 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         PAGE_SIZE,
     )
     now = timezone.now()
-    sla = settings.REVIEW_SLA_HOURS * 3600
-    for req in page.rows:
-        waited = (now - req.submitted_at).total_seconds() if req.submitted_at else 0
-        req.overdue = waited > sla  # type: ignore[attr-defined]
-        req.failing_list = [c for c in req.failing_checks.split(",") if c]  # type: ignore[attr-defined]
     params = request.GET.copy()
     params.pop("after", None)
     context = {
         "form": form,
         "page": page,
+        "rows": [QueueRow.of(req, now=now) for req in page.rows],
         "params": params.urlencode(),
         "sla_hours": settings.REVIEW_SLA_HOURS,
     }
@@ -133,9 +151,22 @@ def _detail_context(request: HttpRequest, req: UnblockRequest, **forms: object) 
         "question_form": QuestionForm(),
         "note_form": NoteForm(),
         "assign_form": AssignForm(initial={"assignee": req.assignee_id}),
+        "port25": request_port25_chart(req),
     }
     context.update(forms)
     return context
+
+
+def request_port25_chart(req: UnblockRequest) -> Port25Chart:
+    """What the firewall saw the requested addresses do, against the volume the request declares."""
+    any_block = Q(pk__in=[])
+    for block in req.blocks.all():
+        any_block |= overlapping_q(block.network)
+    return port25_chart(
+        SmtpHour.objects.filter(any_block),
+        title="Port-25 connections from the requested addresses per hour, last 7 days",
+        declared_daily=req.expected_daily_volume,
+    )
 
 
 def _reputation_by_address(blocks: list[RequestedBlock]) -> list[dict[str, object]]:
@@ -174,112 +205,108 @@ def _reputation_by_address(blocks: list[RequestedBlock]) -> list[dict[str, objec
     ]
 
 
-def _decide(
-    request: HttpRequest, req: UnblockRequest, form_name: str, form: forms.Form, run: Callable[[], str]
+def _decide[F: forms.Form](
+    request: HttpRequest,
+    request_id: UUID,
+    form_name: str,
+    form_for: Callable[[UnblockRequest, QueryDict], F],
+    step: Callable[[UnblockRequest, User, F], str],
 ) -> HttpResponse:
-    """Validate the form, run the decision and redirect; or show the page again with the form's
-    errors (400), the refusal (403) or the conflict (409)."""
-    if not form.is_valid():
-        return render(
-            request, "review/request.html", _detail_context(request, req, **{form_name: form}), status=400
-        )
-    try:
-        message = run()
-    except (DecisionRefused, IllegalTransition) as exc:
-        req.refresh_from_db()
-        status = 409 if isinstance(exc, IllegalTransition) else 403
-        messages.error(request, str(exc))
-        return render(
-            request, "review/request.html", _detail_context(request, req, **{form_name: form}), status=status
-        )
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return render(
-            request, "review/request.html", _detail_context(request, req, **{form_name: form}), status=400
-        )
-    messages.success(request, message)
-    return redirect("staff:request", request_id=req.id)
+    """Validate the form, take the decision and redirect with what happened; or show the page
+    again with the form's errors (400), the refusal (403) or the conflict (409)."""
+    req = _get_request_for_staff(request_id)
+    form = form_for(req, request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            message = step(req, user_of(request), form)
+        except REFUSALS as exc:
+            req.refresh_from_db()
+            status = refused(request, exc)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, message)
+            return redirect("staff:request", request_id=req.id)
+    context = _detail_context(request, req, **{form_name: form})
+    return render(request, "review/request.html", context, status=status)
+
+
+def _approve(req: UnblockRequest, user: User, form: ApproveForm) -> str:
+    outcome = decisions.approve(
+        req=req,
+        user=user,
+        cidrs=form.cleaned_data["cidrs"],
+        expires_at=form.expires_at(),
+        note=form.cleaned_data["note"],
+    )
+    if not outcome.final:
+        return f"First approval recorded; the request now waits for {outcome.waiting_for}."
+    return f"Approved: {len(outcome.exemptions)} exemption(s) created."
+
+
+def _deny(req: UnblockRequest, user: User, form: DenyForm) -> str:
+    decisions.deny(req=req, user=user, reason=form.cleaned_data["reason"])
+    return "Denied; the customer has been told why."
+
+
+def _ask(req: UnblockRequest, user: User, form: QuestionForm) -> str:
+    decisions.request_info(req=req, user=user, question=form.cleaned_data["question"])
+    return "Question sent; the request waits for the customer's answer."
+
+
+def _note(req: UnblockRequest, user: User, form: NoteForm) -> str:
+    decisions.add_note(req=req, user=user, text=form.cleaned_data["text"])
+    return "Note added (staff only)."
+
+
+def _assign(req: UnblockRequest, user: User, form: AssignForm) -> str:
+    assignee: User | None = form.cleaned_data["assignee"]
+    decisions.assign(req=req, user=user, assignee=assignee)
+    return f"Assigned to {assignee.email}." if assignee else "Released: the request is unassigned."
 
 
 @require_POST
 @staff_required
 def approve(request: HttpRequest, request_id: UUID) -> HttpResponse:
-    req = _get_request_for_staff(request_id)
-    form = ApproveForm(request.POST, cidrs=[b.cidr for b in req.blocks.all()])
+    def form_for(req: UnblockRequest, data: QueryDict) -> ApproveForm:
+        return ApproveForm(data, cidrs=[b.cidr for b in req.blocks.all()])
 
-    def run() -> str:
-        outcome = decisions.approve(
-            req=req,
-            user=user_of(request),
-            cidrs=form.cleaned_data["cidrs"],
-            expires_at=form.expires_at(),
-            note=form.cleaned_data["note"],
-        )
-        if not outcome.final:
-            return f"First approval recorded; the request now waits for {outcome.waiting_for}."
-        return f"Approved: {len(outcome.exemptions)} exemption(s) created."
-
-    return _decide(request, req, "approve_form", form, run)
+    return _decide(request, request_id, "approve_form", form_for, _approve)
 
 
 @require_POST
 @staff_required
 def deny(request: HttpRequest, request_id: UUID) -> HttpResponse:
-    req = _get_request_for_staff(request_id)
-    form = DenyForm(request.POST)
-
-    def run() -> str:
-        decisions.deny(req=req, user=user_of(request), reason=form.cleaned_data["reason"])
-        return "Denied; the customer has been told why."
-
-    return _decide(request, req, "deny_form", form, run)
+    return _decide(request, request_id, "deny_form", lambda req, data: DenyForm(data), _deny)
 
 
 @require_POST
 @staff_required
 def request_info(request: HttpRequest, request_id: UUID) -> HttpResponse:
-    req = _get_request_for_staff(request_id)
-    form = QuestionForm(request.POST)
-
-    def run() -> str:
-        decisions.request_info(req=req, user=user_of(request), question=form.cleaned_data["question"])
-        return "Question sent; the request waits for the customer's answer."
-
-    return _decide(request, req, "question_form", form, run)
+    return _decide(request, request_id, "question_form", lambda req, data: QuestionForm(data), _ask)
 
 
 @require_POST
 @staff_required
 def add_note(request: HttpRequest, request_id: UUID) -> HttpResponse:
-    req = _get_request_for_staff(request_id)
-    form = NoteForm(request.POST)
-
-    def run() -> str:
-        decisions.add_note(req=req, user=user_of(request), text=form.cleaned_data["text"])
-        return "Note added (staff only)."
-
-    return _decide(request, req, "note_form", form, run)
+    return _decide(request, request_id, "note_form", lambda req, data: NoteForm(data), _note)
 
 
 @require_POST
 @staff_required
 def assign(request: HttpRequest, request_id: UUID) -> HttpResponse:
-    req = _get_request_for_staff(request_id)
+    # "Claim" is assigning to oneself, from a button with no form fields.
     if request.POST.get("claim"):
-        form = AssignForm({"assignee": user_of(request).pk})
-    else:
-        form = AssignForm(request.POST)
-
-    def run() -> str:
-        assignee: User | None = form.cleaned_data["assignee"]
-        decisions.assign(req=req, user=user_of(request), assignee=assignee)
-        return f"Assigned to {assignee.email}." if assignee else "Released: the request is unassigned."
-
-    return _decide(request, req, "assign_form", form, run)
+        data = QueryDict(mutable=True)
+        data["assignee"] = str(user_of(request).pk)
+        return _decide(request, request_id, "assign_form", lambda req, _: AssignForm(data), _assign)
+    return _decide(request, request_id, "assign_form", lambda req, data: AssignForm(data), _assign)
 
 
 @require_POST
 @staff_required
+@refusals_redirect("staff:request", request_id="request_id")
 def request_recheck(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_staff(request_id)
     actions.recheck_request(req=req, actor=Actor(user=user_of(request)), by_staff=True)
@@ -324,7 +351,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
             else:
                 target = user if action == "claim" else form.cleaned_data["assignee"]
                 decisions.assign(req=req, user=user, assignee=target)
-        except (DecisionRefused, IllegalTransition) as exc:
+        except REFUSALS as exc:
             skipped.append(f"{req.reference}: {exc}")
         else:
             done += 1

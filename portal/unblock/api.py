@@ -6,15 +6,16 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.accounts.api_auth import CustomerScope, actor_of, api_key_of
 from portal.accounts.models import Tenant
+from portal.ops.api_fields import StrictPageSize
 from portal.unblock.models import State, UnblockRequest
 from portal.unblock.serializers import (
     ReasonSerializer,
+    RequestDetailSerializer,
     RequestInputSerializer,
     RequestPageSerializer,
     RequestSerializer,
@@ -23,11 +24,9 @@ from portal.unblock.serializers import (
 from portal.workflows import requests as actions
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(StrictPageSize):
     ordering = ("-created_at", "-id")
     page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def _tenant(request: Request) -> Tenant:
@@ -57,7 +56,7 @@ def _get_request(request: Request, request_id: UUID) -> UnblockRequest:
     methods=["POST"],
     summary="File a request",
     request=RequestInputSerializer,
-    responses={201: RequestSerializer},
+    responses={201: RequestDetailSerializer},
 )
 @api_view(["GET", "POST"])
 @permission_classes([CustomerScope])
@@ -70,7 +69,8 @@ def request_list(request: Request) -> Response:
             .select_related("tenant")
             .prefetch_related("blocks", "messages")
         )
-        if state := request.query_params.get("state"):
+        if (state := request.query_params.get("state")) is not None:
+            # Empty too: the schema's enum has no "", and "all states" is leaving it out.
             if state not in State.values:
                 raise serializers.ValidationError({"state": [f"Use one of: {', '.join(State.values)}."]})
             queryset = queryset.filter(state=state)
@@ -81,14 +81,17 @@ def request_list(request: Request) -> Response:
     serializer.is_valid(raise_exception=True)
     data, submit = serializer.to_data()
     req = actions.save_request(tenant=tenant, actor=actor_of(request), data=data, submit=submit)
-    return Response(RequestSerializer(_get_request(request, req.id)).data, status=status.HTTP_201_CREATED)
+    return Response(
+        RequestDetailSerializer(_get_request(request, req.id)).data, status=status.HTTP_201_CREATED
+    )
 
 
-@extend_schema(request=RequestInputSerializer, responses=RequestSerializer)
+@extend_schema(request=RequestInputSerializer, responses=RequestDetailSerializer)
 @api_view(["GET", "PUT"])
 @permission_classes([CustomerScope])
 def request_detail(request: Request, request_id: UUID) -> Response:
-    """Read a request, or replace a draft's contents (PUT, optionally submitting it)."""
+    """Read a request with its check results, the reviewer's questions and the denial reason, or
+    replace a draft's contents (PUT, optionally submitting it)."""
     req = _get_request(request, request_id)
     if request.method == "PUT":
         serializer = RequestInputSerializer(data=request.data, context={"tenant": req.tenant, "editing": req})
@@ -98,20 +101,20 @@ def request_detail(request: Request, request_id: UUID) -> Response:
             tenant=req.tenant, actor=actor_of(request), data=data, submit=submit, editing=req
         )
         req = _get_request(request, request_id)
-    return Response(RequestSerializer(req).data)
+    return Response(RequestDetailSerializer(req).data)
 
 
-@extend_schema(summary="Submit a draft for review", request=None, responses=RequestSerializer)
+@extend_schema(summary="Submit a draft for review", request=None, responses=RequestDetailSerializer)
 @api_view(["POST"])
 @permission_classes([CustomerScope])
 def request_submit(request: Request, request_id: UUID) -> Response:
     req = _get_request(request, request_id)
     actions.submit_request(req=req, actor=actor_of(request))
-    return Response(RequestSerializer(_get_request(request, request_id)).data)
+    return Response(RequestDetailSerializer(_get_request(request, request_id)).data)
 
 
 @extend_schema(
-    summary="Withdraw a draft or an open request", request=ReasonSerializer, responses=RequestSerializer
+    summary="Withdraw a draft or an open request", request=ReasonSerializer, responses=RequestDetailSerializer
 )
 @api_view(["POST"])
 @permission_classes([CustomerScope])
@@ -120,10 +123,10 @@ def request_withdraw(request: Request, request_id: UUID) -> Response:
     serializer = ReasonSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     actions.withdraw_request(req=req, actor=actor_of(request), reason=serializer.validated_data["reason"])
-    return Response(RequestSerializer(_get_request(request, request_id)).data)
+    return Response(RequestDetailSerializer(_get_request(request, request_id)).data)
 
 
-@extend_schema(request=TextSerializer, responses=RequestSerializer)
+@extend_schema(request=TextSerializer, responses=RequestDetailSerializer)
 @api_view(["POST"])
 @permission_classes([CustomerScope])
 def request_answer(request: Request, request_id: UUID) -> Response:
@@ -132,4 +135,4 @@ def request_answer(request: Request, request_id: UUID) -> Response:
     serializer = TextSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     actions.answer_request(req=req, actor=actor_of(request), answer=serializer.validated_data["text"])
-    return Response(RequestSerializer(_get_request(request, request_id)).data)
+    return Response(RequestDetailSerializer(_get_request(request, request_id)).data)

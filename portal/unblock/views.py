@@ -14,8 +14,9 @@ from portal.accounts.models import Actor, Tenant, TenantQuerySet
 from portal.accounts.views import user_of
 from portal.audit.models import AuditEvent
 from portal.core.http import HtmxHttpRequest
+from portal.ops.refusals import REFUSALS, refusals_redirect, refused
 from portal.unblock.forms import AnswerForm, UnblockRequestForm, WithdrawForm
-from portal.unblock.models import IllegalTransition, State, UnblockRequest
+from portal.unblock.models import State, UnblockRequest
 from portal.vetting.summary import summarize
 from portal.workflows import requests as actions
 
@@ -184,12 +185,13 @@ def timeline_for_customer(req: UnblockRequest) -> list[dict[str, object]]:
 
 @require_POST
 @login_required
+@refusals_redirect("unblock:detail", request_id="request_id")
 def request_submit(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_customer(request, request_id)
     try:
         actions.submit_request(req=req, actor=Actor(user=user_of(request)))
-    except (ValidationError, IllegalTransition) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"Request {req.reference} was submitted for review.")
     return redirect("unblock:detail", request_id=req.id)
@@ -209,20 +211,15 @@ def request_recheck(request: HttpRequest, request_id: UUID) -> HttpResponse:
 
 @require_POST
 @login_required
+@refusals_redirect("unblock:detail", request_id="request_id")
 def request_withdraw(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_customer(request, request_id)
     form = WithdrawForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The reason is too long; shorten it to 4000 characters or fewer.")
         return redirect("unblock:detail", request_id=req.id)
-    try:
-        actions.withdraw_request(
-            req=req, actor=Actor(user=user_of(request)), reason=form.cleaned_data["reason"]
-        )
-    except IllegalTransition as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Request {req.reference} was withdrawn.")
+    actions.withdraw_request(req=req, actor=Actor(user=user_of(request)), reason=form.cleaned_data["reason"])
+    messages.success(request, f"Request {req.reference} was withdrawn.")
     return redirect("unblock:detail", request_id=req.id)
 
 
@@ -231,19 +228,17 @@ def request_withdraw(request: HttpRequest, request_id: UUID) -> HttpResponse:
 def request_answer(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_customer(request, request_id)
     form = AnswerForm(request.POST)
+    status = 400
     if form.is_valid():
         try:
             actions.answer_request(
                 req=req, actor=Actor(user=user_of(request)), answer=form.cleaned_data["text"]
             )
-        except IllegalTransition as exc:
-            messages.error(request, str(exc))
+        except REFUSALS as exc:
+            status = refused(request, exc)
         else:
             messages.success(request, "Your answer was sent; the request is back with the reviewers.")
             return redirect("unblock:detail", request_id=req.id)
     return render(
-        request,
-        "unblock/request_detail.html",
-        _detail_context(req, answer_form=form),
-        status=400 if form.errors else 409,
+        request, "unblock/request_detail.html", _detail_context(req, answer_form=form), status=status
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -14,9 +14,12 @@ from portal.accounts.models import Allocation, BillingStanding, Tenant
 from portal.lib.dns import Resolver
 from portal.lib.ipblocks import Network
 from portal.reputation.models import Kind, ReputationEvent
+from portal.telemetry.models import SmtpHour
+from portal.telemetry.series import total_blocked
 from portal.unblock.models import State, UnblockRequest
 from portal.vetting import spf
 from portal.vetting.findings import ERROR, FAIL, PASS, WARN, Finding
+from portal.vetting.policy import blocked_attempt_points
 
 GENERIC_WORDS = re.compile(
     r"(^|[.-])(dynamic|dyn|dhcp|pool|dsl|adsl|cable|ppp|pppoe|dialup|broadband|client|cust|user)[\d.-]",
@@ -375,3 +378,29 @@ def history_findings(req: UnblockRequest, networks: list[Network], *, revoked: i
             )
         )
     return findings
+
+
+def blocked_attempts_finding(network: Network, filed_at: datetime) -> Finding:
+    """Port-25 attempts the firewall blocked from the requested addresses before the request."""
+    days = settings.TELEMETRY_VETTING_DAYS
+    rows = SmtpHour.objects.overlapping(network)
+    last_day = total_blocked(rows, since=filed_at - timedelta(hours=24), until=filed_at)
+    last_week = total_blocked(rows, since=filed_at - timedelta(days=days), until=filed_at)
+    shown = str(network.network_address) if network.num_addresses == 1 else str(network)
+    score = blocked_attempt_points(last_day, last_week)
+    if not last_week:
+        summary = f"No blocked port-25 attempts in the {days} days before this request"
+    else:
+        summary = (
+            f"{last_day:,} blocked port-25 attempts in the 24 h before this request "
+            f"({last_week:,} in {days} days)"
+        )
+    return Finding(
+        "blocked_attempts",
+        shown,
+        WARN if score else PASS,
+        summary,
+        evidence={"last_24h": last_day, f"last_{days}d": last_week, "filed_at": filed_at.isoformat()},
+        score=score,
+        staff_only=True,
+    )

@@ -8,6 +8,22 @@ from typing import Any
 PASS, INFO, WARN, FAIL, ERROR = "pass", "info", "warn", "fail", "error"
 OUTCOME_ORDER = {PASS: 0, INFO: 1, WARN: 2, ERROR: 3, FAIL: 4}
 
+CHECK_TITLES = {
+    "account_age": "Account age",
+    "paid_invoices": "Paid invoices",
+    "identity": "Identity verification",
+    "billing_standing": "Billing standing",
+    "ownership": "Address ownership",
+    "rdns": "Reverse DNS",
+    "dnsbl": "Blocklists",
+    "spf": "SPF",
+    "dmarc": "DMARC",
+    "dbl": "Domain blocklist",
+    "tenant_history": "Account history",
+    "address_history": "Address history",
+    "blocked_attempts": "Blocked port-25 attempts",
+}
+
 
 @dataclass
 class Finding:

@@ -8,6 +8,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal.unblock.models import UnblockRequest
+from portal.vetting.findings import CHECK_TITLES, ERROR
+
+CUSTOMER_ERROR_TEXT = "We could not check this; a reviewer will."
+BLOCKLIST_ERROR_HINT = (
+    "Point DNS_NAMESERVERS at your own recursive resolver or use a DQS key (SPAMHAUS_DQS_KEY): "
+    "Spamhaus refuses public resolvers and rate-limits busy ones. Then run the checks again."
+)
+DNS_ERROR_HINT = "Check that the resolver in DNS_NAMESERVERS answers, then run the checks again."
 
 
 class RunState(models.TextChoices):
@@ -121,3 +129,25 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.check_name} {self.subject}: {self.outcome}"
+
+    @property
+    def title(self) -> str:
+        return CHECK_TITLES.get(self.check_name, self.check_name)
+
+    # An error is a look-up that got no usable answer: the customer can't fix that, and the
+    # error text names our resolver setup (e.g. "point DNS_NAMESERVERS at ..."), which is advice
+    # for the operator. Customers are told a person will look instead.
+    @property
+    def customer_summary(self) -> str:
+        return CUSTOMER_ERROR_TEXT if self.outcome == ERROR else self.summary
+
+    @property
+    def customer_fix(self) -> str:
+        return "" if self.outcome == ERROR else self.fix
+
+    @property
+    def operator_hint(self) -> str:
+        """What the operator can do about an error, for staff pages; blank otherwise."""
+        if self.outcome != ERROR:
+            return ""
+        return BLOCKLIST_ERROR_HINT if self.check_name in ("dnsbl", "dbl") else DNS_ERROR_HINT

@@ -21,6 +21,22 @@ class Assessment:
     customer_reason: str = ""
 
 
+def blocked_attempt_points(last_day: int, last_week: int) -> int:
+    """Points for port-25 attempts the firewall blocked from an address before its request.
+
+    Attempts in the last day are the strongest hint: a host that was trying to send until the
+    moment its owner asked to be let out is most often a compromised one.
+    """
+    per_hour = settings.TELEMETRY_BLOCKED_PER_HOUR
+    if last_day > per_hour:
+        return 30
+    if last_day:
+        return 15
+    if last_week > per_hour:
+        return 10
+    return 5 if last_week else 0
+
+
 def band_for(score: int) -> str:
     if score >= settings.RISK_BAND_HIGH:
         return RiskBand.HIGH

@@ -8,21 +8,6 @@ from portal.unblock.models import UnblockRequest
 from portal.vetting.findings import OUTCOME_ORDER
 from portal.vetting.models import CheckResult, RunState, VettingRun
 
-CHECK_TITLES = {
-    "account_age": "Account age",
-    "paid_invoices": "Paid invoices",
-    "identity": "Identity verification",
-    "billing_standing": "Billing standing",
-    "ownership": "Address ownership",
-    "rdns": "Reverse DNS",
-    "dnsbl": "Blocklists",
-    "spf": "SPF",
-    "dmarc": "DMARC",
-    "dbl": "Domain blocklist",
-    "tenant_history": "Account history",
-    "address_history": "Address history",
-}
-
 
 @dataclass
 class VettingSummary:
@@ -51,6 +36,4 @@ def summarize(req: UnblockRequest, *, for_staff: bool) -> VettingSummary:
     if latest is not None:
         queryset = latest.results.all() if for_staff else latest.results.visible_to_customer()
         results = sorted(queryset, key=lambda r: (-OUTCOME_ORDER.get(r.outcome, 0), r.check_name, r.subject))
-        for result in results:
-            result.title = CHECK_TITLES.get(result.check_name, result.check_name)  # type: ignore[attr-defined]
     return VettingSummary(latest, in_progress, results)

@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import Actor
+from portal.core import metrics
+from portal.core.models import Tally
 from portal.enforcement.models import Exemption, PeriodicJob
 from portal.enforcement.webhooks import disable_failing_endpoints
-from portal.lib.dns import Resolver
-from portal.vetting import dnsbl
-from portal.vetting.checks import addresses_of
-from portal.vetting.findings import FAIL, INFO, PASS, Finding
+from portal.telemetry import retention
+from portal.workflows import monitoring
 from portal.workflows.exemptions import move
-from portal.workflows.reputation import record_listing
+from portal.workflows.network import roll_up_network
+from portal.workflows.retention import prune as prune_history
+from portal.workflows.zone_import import watch_zone_files
 
 log = logging.getLogger(__name__)
 EXPIRY = Actor.of_system("expiry")
@@ -35,34 +37,63 @@ def expire_exemptions() -> int:
     return count
 
 
-def monitor_dnsbl() -> int:
-    """Check every address with an exemption in force against the zones; record transitions
-    (which apply the suspension policy)."""
-    resolver = Resolver.from_settings()
-    zones = dnsbl.ip_zones()
-    addresses = sorted(
-        {a for e in Exemption.objects.in_force().only("cidr") for a in addresses_of(e.network)}
+@dataclass(frozen=True)
+class MonitorPass:
+    checked: int
+    # Look-ups with no usable answer (resolver down, REFUSED, a Spamhaus error code): those
+    # addresses were not checked at all, which a plain count of look-ups would hide.
+    errors: int
+    at: datetime | None = None
+
+    def __str__(self) -> str:
+        return f"{self.checked} look-ups, {self.errors} without a usable answer"
+
+
+def monitor_dnsbl() -> MonitorPass:
+    """One slice of the whole-space DNS monitor (portal/workflows/monitoring.py): record
+    transitions, which apply the suspension policy."""
+    slices = monitoring.monitor_by_dns()
+    result = MonitorPass(checked=sum(s.asked for s in slices), errors=sum(s.errors for s in slices))
+    metrics.set_gauge("dnsbl_monitor", label="checked", value=result.checked)
+    metrics.set_gauge("dnsbl_monitor", label="errors", value=result.errors)
+    if result.errors:
+        log.warning(
+            "DNSBL monitor: %d of %d look-ups got no usable answer; those addresses were not checked "
+            "(see DNS_NAMESERVERS and SPAMHAUS_DQS_KEY)",
+            result.errors,
+            result.checked,
+        )
+    return result
+
+
+def last_dnsbl_pass() -> MonitorPass | None:
+    """What the last monitor pass found, from any process; None before the first pass."""
+    tallies = {
+        t.name: t for t in Tally.objects.filter(name__in=["dnsbl_monitor:checked", "dnsbl_monitor:errors"])
+    }
+    if "dnsbl_monitor:checked" not in tallies:
+        return None
+    errors = tallies.get("dnsbl_monitor:errors")
+    return MonitorPass(
+        checked=tallies["dnsbl_monitor:checked"].value,
+        errors=errors.value if errors else 0,
+        at=tallies["dnsbl_monitor:checked"].updated_at,
     )
-    checks = [(a, z) for a in addresses for z in zones]
-    with ThreadPoolExecutor(max_workers=settings.VETTING_CONCURRENCY) as pool:
-        findings: list[Finding] = list(pool.map(lambda az: dnsbl.check_address(resolver, *az), checks))
-    now = timezone.now()
-    for finding in findings:
-        if finding.outcome in (PASS, INFO, FAIL):
-            record_listing(
-                address=finding.subject,
-                zone=str(finding.evidence.get("zone", "")),
-                codes=list(finding.evidence.get("codes", [])),
-                observed_at=now,
-            )
-    return len(findings)
 
 
-def schedule() -> dict[str, tuple[timedelta, Callable[[], int]]]:
+def schedule() -> dict[str, tuple[timedelta, Callable[[], object]]]:
     return {
         "expire_exemptions": (timedelta(seconds=settings.EXPIRY_CHECK_SECONDS), expire_exemptions),
-        "monitor_dnsbl": (timedelta(minutes=settings.DNSBL_MONITOR_MINUTES), monitor_dnsbl),
+        # A slice each time; a whole pass takes DNSBL_MONITOR_MINUTES (see monitoring.py).
+        "monitor_dnsbl": (timedelta(seconds=settings.DNSBL_MONITOR_SLICE_SECONDS), monitor_dnsbl),
+        "import_dnsbl_zones": (timedelta(minutes=settings.DNSBL_ZONE_CHECK_MINUTES), watch_zone_files),
         "disable_failing_endpoints": (timedelta(minutes=10), disable_failing_endpoints),
+        # Hourly, so that today's row on the network page is never more than an hour old.
+        "roll_up_network": (timedelta(hours=1), roll_up_network),
+        # Hourly rows expire by the hour; once an hour keeps the table at its retention.
+        "purge_telemetry": (timedelta(hours=1), retention.purge),
+        # Batched deletes of delivered webhooks, sent emails, old feed changes and vetting runs.
+        "prune_history": (timedelta(hours=1), prune_history),
     }
 
 

@@ -15,6 +15,7 @@ from portal.accounts.models import Actor, Tenant
 from portal.audit.log import record
 from portal.enforcement.grantable import clean_addresses
 from portal.enforcement.models import Exemption
+from portal.review.policy import ensure_may_act
 from portal.unblock.models import IllegalTransition, MessageKind, RequestedBlock, UnblockRequest
 from portal.unblock.rules import RequestData, missing_for_submit
 from portal.unblock.transitions import add_message, change_state
@@ -103,6 +104,9 @@ def submit_request(*, req: UnblockRequest, actor: Actor) -> UnblockRequest:
 
 
 def recheck_request(*, req: UnblockRequest, actor: Actor, by_staff: bool) -> UnblockRequest:
+    if by_staff and actor.user is not None:
+        # A re-run is a staff action like any decision: it can turn a denial into a fresh route.
+        ensure_may_act(actor.user, req)
     with transaction.atomic(durable=True):
         reason = RunReason.STAFF_RECHECK if by_staff else RunReason.CUSTOMER_RECHECK
         queue_vetting(req, reason=reason, requested_by=actor.label)

@@ -45,6 +45,8 @@ def collect_findings(req: UnblockRequest, resolver: Resolver) -> list[Finding]:
     record_listings(findings)
     revoked = Exemption.objects.filter(tenant=req.tenant, state=ExemptionState.REVOKED).count()
     findings += checks.history_findings(req, networks, revoked=revoked)
+    filed_at = req.submitted_at or timezone.now()
+    findings += [checks.blocked_attempts_finding(n, filed_at) for n in networks]
     return findings
 
 

@@ -111,3 +111,22 @@ class ImportTenantsTestCase(PortalTestCase):
             CommandError, "Can't read /nonexistent/tenants.jsonl: No such file or directory"
         ):
             call_command("import_tenants", "/nonexistent/tenants.jsonl")
+
+    def test_it_names_the_line_and_byte_that_is_not_utf8_and_imports_the_rest(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "tenants.jsonl"
+            latin1 = line("t-2", name="Cafe Muller").encode().replace(b"Cafe", b"Caf\xe9")
+            path.write_bytes(b"\n".join([line("t-1").encode(), latin1, line("t-3").encode()]) + b"\n")
+            out, err = StringIO(), StringIO()
+            with self.assertRaises(CommandError):
+                call_command("import_tenants", str(path), stdout=out, stderr=err)
+        column = latin1.index(b"\xe9") + 1
+        self.assertEqual(
+            err.getvalue().strip(),
+            f"line 2: not UTF-8 (byte 0xe9 at byte {column} of the line); save the file as UTF-8",
+        )
+        self.assertEqual(out.getvalue().strip(), "2 created, 0 updated, 1 failed")
+        self.assertEqual(
+            sorted(Tenant.objects.filter(external_id__startswith="t-").values_list("external_id", flat=True)),
+            ["t-1", "t-3"],
+        )

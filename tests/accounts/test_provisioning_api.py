@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import date
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from portal.accounts.models import Allocation, Membership, Scope, Tenant
+from portal.accounts.models import Actor, Allocation, ApiKey, Membership, Scope, Tenant
 from portal.audit.models import AuditEvent
+from portal.enforcement.models import ExemptionState
 from portal.notifications.models import OutboundEmail
-from tests.base import PortalTestCase
+from portal.workflows.provisioning import MAX_ALLOCATIONS_PER_CALL, TenantSpec, provision_tenant
+from tests.base import PortalTestCase, make_exemption
+
+SYSTEM = Actor.of_system("test")
 
 
 def initech(**overrides: Any) -> dict[str, Any]:
@@ -265,4 +272,122 @@ class ProvisioningApiTestCase(PortalTestCase):
         self.assertEqual(r.status_code, 401)
         self.assertEqual(r.json(), {"detail": "Invalid or revoked API key."})
         self.assertEqual(r["WWW-Authenticate"], 'Bearer realm="api"')
+        self.assertFalse(Tenant.objects.filter(external_id="initech-3").exists())
+
+
+def blocks(count: int, *, start: int = 0) -> list[str]:
+    """`count` distinct /64s from 2001:db8:b::/64 on, none of which the cast holds."""
+    return [f"{ipaddress.ip_address((0x20010DB8_000B_0000 + start + n) << 64)}/64" for n in range(count)]
+
+
+class LargeProvisioningTestCase(PortalTestCase):
+    def setUp(self) -> None:
+        self.provisioner = self.api(Scope.PROVISIONING)
+
+    def put(self, external_id: str, body: dict[str, Any]) -> Any:
+        return self.provisioner.put(f"/api/v1/tenants/{external_id}", body, format="json")
+
+    def test_it_writes_thousands_of_allocations_in_a_bounded_number_of_queries(self) -> None:
+        with CaptureQueriesContext(connection) as first:
+            r = self.put("initech-3", initech(allocations=blocks(3000)))
+        self.assertEqual(r.status_code, 201, r.content[:300])
+        self.assertEqual(Allocation.objects.filter(tenant__external_id="initech-3").active().count(), 3000)
+        # Half released, 1,500 new: still a handful of statements, not one per block.
+        with CaptureQueriesContext(connection) as second:
+            r = self.put("initech-3", initech(allocations=blocks(3000, start=1500)))
+        self.assertEqual(r.status_code, 200, r.content[:300])
+        rows = Allocation.objects.filter(tenant__external_id="initech-3")
+        self.assertEqual(rows.active().count(), 3000)
+        self.assertEqual(rows.filter(released_at__isnull=False).count(), 1500)
+        self.assertLess(len(first), 40)
+        self.assertLess(len(second), 40)
+
+    def test_it_refuses_more_allocations_than_one_call_may_hold(self) -> None:
+        r = self.put("initech-3", initech(allocations=blocks(MAX_ALLOCATIONS_PER_CALL + 1)))
+        self.assertEqual(r.status_code, 400)
+        self.assertEqual(
+            r.json()["allocations"],
+            [
+                "List at most 20,000 allocations; a tenant holds at most that many blocks. "
+                "Aggregate adjacent blocks into larger ones."
+            ],
+        )
+        self.assertFalse(Tenant.objects.filter(external_id="initech-3").exists())
+
+    def test_it_names_every_block_of_another_tenant_among_thousands(self) -> None:
+        wanted = [*blocks(2000), "198.51.100.0/25", "203.0.113.128/25", "2001:db8:a:ff::/64", "192.0.2.0/28"]
+        r = self.put("initech-3", initech(allocations=wanted))
+        self.assertEqual(r.status_code, 400)
+        self.assertEqual(
+            r.json()["allocations"],
+            [
+                "198.51.100.0/25 overlaps 198.51.100.64/27, which is allocated to tenant globex-2; "
+                "release it there first.",
+                "2001:db8:a:ff::/64 overlaps 2001:db8:a::/48, which is allocated to tenant acme-1; "
+                "release it there first.",
+            ],
+        )
+        self.assertFalse(Tenant.objects.filter(external_id="initech-3").exists())
+
+    def test_it_finds_overlaps_within_one_long_list(self) -> None:
+        wanted = [*blocks(2000), "2001:db8:b::/56", "10.0.0.0/8", "10.1.0.0/16"]
+        r = self.put("initech-3", initech(allocations=wanted))
+        self.assertEqual(r.status_code, 400)
+        self.assertEqual(
+            r.json()["allocations"],
+            [
+                "2001:db8:b::/56 overlaps 2001:db8:b::/64, listed earlier; list each block once.",
+                "10.1.0.0/16 overlaps 10.0.0.0/8, listed earlier; list each block once.",
+            ],
+        )
+
+
+class ProvisioningConsequencesTestCase(PortalTestCase):
+    """What a provisioning call does to the exemptions and keys of what it takes away."""
+
+    def spec(self, *allocations: str, members: tuple[str, ...] = ("alice@acme.example",)) -> TenantSpec:
+        return TenantSpec(
+            external_id=self.acme.external_id,
+            name=self.acme.name,
+            account_opened_on=self.acme.account_opened_on,
+            identity_verified=True,
+            paid_invoices=12,
+            allocations=[ipaddress.ip_network(a) for a in allocations],
+            members=list(members),
+        )
+
+    def test_reshaping_an_allocation_keeps_the_exemptions_it_still_covers(self) -> None:
+        exemption = make_exemption(self.acme, "203.0.113.10")
+        provision_tenant(spec=self.spec("203.0.113.0/25", "2001:db8:a::/48"), actor=SYSTEM)
+        exemption.refresh_from_db()
+        self.assertEqual(exemption.state, ExemptionState.ACTIVE)
+        provision_tenant(spec=self.spec("2001:db8:a::/48"), actor=SYSTEM)
+        exemption.refresh_from_db()
+        self.assertEqual(exemption.state, ExemptionState.REVOKED)
+
+    def test_a_removed_member_loses_their_api_keys(self) -> None:
+        api_key, _ = ApiKey.issue(
+            name="alice's", scope=Scope.CUSTOMER, tenant=self.acme, created_by=self.alice
+        )
+        tenant_key, _ = ApiKey.issue(name="pipeline", scope=Scope.CUSTOMER, tenant=self.acme, created_by=None)
+        provision_tenant(spec=self.spec("203.0.113.0/26", "2001:db8:a::/48", members=()), actor=SYSTEM)
+        api_key.refresh_from_db()
+        tenant_key.refresh_from_db()
+        self.assertTrue(api_key.is_revoked)
+        self.assertFalse(tenant_key.is_revoked)
+
+
+class StrictTypesTestCase(PortalTestCase):
+    def test_it_refuses_a_name_flag_or_count_of_the_wrong_json_type(self) -> None:
+        provisioner = self.api(Scope.PROVISIONING)
+        for field, value in (
+            ("name", 0),
+            ("identity_verified", 1),
+            ("paid_invoices", "7"),
+            ("allocations", [0]),
+        ):
+            with self.subTest(field):
+                r = provisioner.put("/api/v1/tenants/initech-3", initech(**{field: value}), format="json")
+                self.assertEqual(r.status_code, 400, r.content)
+                self.assertIn(field, r.json())
         self.assertFalse(Tenant.objects.filter(external_id="initech-3").exists())

@@ -227,6 +227,12 @@ class BodyTestCase(SimpleTestCase):
         self.assertTrue(body["estimated"])
         self.assertEqual(body["source"], "pmacct")
 
+    def test_the_interval_sent_covers_the_one_counted_to_the_whole_second(self) -> None:
+        made = Report("nftables", datetime(2026, 12, 2, 9, 0, 0, 700_000, tzinfo=UTC),
+                      datetime(2026, 12, 2, 9, 1, 0, 300_000, tzinfo=UTC), sequence=1)  # fmt: skip
+        body = json.loads(gzip.decompress(made.body("gw")))
+        self.assertEqual((body["start"], body["end"]), ("2026-12-02T09:00:00Z", "2026-12-02T09:01:01Z"))
+
     def test_batches_are_the_same_every_time(self) -> None:
         made = report({f"192.0.2.{i}": (1, 0) for i in range(10, 0, -1)})
         self.assertEqual([list(b.counts) for b in made.batches(4)], [list(b.counts) for b in made.batches(4)])

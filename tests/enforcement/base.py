@@ -4,7 +4,6 @@ point at the loopback receiver, and (for PostgreSQL) the cast outside a transact
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import socket
@@ -29,10 +28,9 @@ from django.utils import timezone
 from portal.accounts.models import Actor, Membership, Tenant
 from portal.demo.dnsserver import running
 from portal.enforcement.models import Exemption, PeriodicJob, WebhookEndpoint
-from portal.unblock.models import RequestedBlock, State, UnblockRequest, UseCase
 from portal.workflows.decisions import approve_request
 from portal.workflows.periodic import schedule
-from tests.base import PortalTestCase, allocate, make_user
+from tests.base import PortalTestCase, allocate, make_request, make_user
 from tests.enforcement.receiver import Receiver
 from tests.vetting.zone import DNSBL
 
@@ -43,30 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 deliver_to_loopback = override_settings(WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"], WEBHOOK_ALLOW_HTTP=True)
 
 
-def submitted_request(tenant: Tenant, *cidrs: str) -> UnblockRequest:
-    req = UnblockRequest.objects.create(
-        tenant=tenant,
-        state=State.SUBMITTED,
-        use_case=UseCase.OWN_MAIL_SERVER,
-        justification="Own MX",
-        mail_software="Postfix",
-        sending_domains=["example.com"],
-        expected_daily_volume=100,
-        bounce_handling="Suppressed",
-        abuse_contact="abuse@example.com",
-        aup_accepted_at=timezone.now(),
-        submitted_at=timezone.now(),
-    )
-    for cidr in cidrs:
-        block = RequestedBlock(request=req)
-        block.set_network(ipaddress.ip_network(cidr))
-        block.save()
-    return req
-
-
 def approve(tenant: Tenant, *cidrs: str, by: User) -> list[Exemption]:
     """File and approve a request for `cidrs`: one durable transaction, as a reviewer's click."""
-    return approve_request(req=submitted_request(tenant, *cidrs), actor=Actor(user=by), note="ok")
+    return approve_request(req=make_request(tenant, *cidrs), actor=Actor(user=by), note="ok")
 
 
 def endpoint_for(receiver: Receiver, **fields: Any) -> WebhookEndpoint:
@@ -87,6 +64,12 @@ def dnsbl(zone: dict[str, Any]) -> Iterator[None]:
             DNSBL_ZONE=DNSBL,
             DNSBL_EXTRA_ZONES=[],
             SPAMHAUS_DQS_KEY="",
+            # Each monitor run is a whole pass over every allocated address, asking again at once.
+            DNSBL_MONITOR_SLICE_SECONDS=settings.DNSBL_MONITOR_MINUTES * 60,
+            DNSBL_MIN_RECHECK_MINUTES=["0"],
+            DNSBL_QUERIES_PER_SECOND=10_000,
+            DNSBL_ZONE_DIR="",
+            DNSBL_ZONE_FILES=[],
         ),
     ):
         yield

@@ -18,7 +18,8 @@ from portal.accounts.models import Actor, ApiKey, Scope
 from portal.enforcement.models import Exemption, FeedChange
 from portal.workflows import exemptions as actions
 from portal.workflows.decisions import approve_in_transaction
-from tests.enforcement.base import EnforcementTestCase, PostgresTestCase, submitted_request
+from tests.base import make_request
+from tests.enforcement.base import EnforcementTestCase, PostgresTestCase
 
 TXT = "/api/v1/feeds/exemptions.txt"
 JSON = "/api/v1/feeds/exemptions.json"
@@ -123,6 +124,19 @@ class FeedFormatTestCase(EnforcementTestCase):
             with self.subTest(query):
                 self.assertEqual(self.client_.get(CHANGES + query).status_code, 400)
 
+    def test_it_reports_a_bad_limit_under_limit_and_a_bad_cursor_under_after(self) -> None:
+        for query, errors in (
+            ("?after=0&limit=0", {"limit"}),
+            ("?after=0&limit=5001", {"limit"}),
+            ("?after=-1", {"after"}),
+            ("?after=x&limit=null", {"after", "limit"}),
+        ):
+            with self.subTest(query):
+                response = self.client_.get(CHANGES + query)
+                self.assertEqual(response.status_code, 400)
+                self.assertEqual(response["Content-Type"], "application/json")
+                self.assertEqual(set(response.json()), errors)
+
     def test_it_answers_304_to_the_etag_it_sent(self) -> None:
         for url in (TXT, TXT + "?family=6", JSON, CHANGES + "?after=1"):
             with self.subTest(url):
@@ -134,6 +148,22 @@ class FeedFormatTestCase(EnforcementTestCase):
                 self.assertEqual(again.content, b"")
                 self.assertEqual(again["ETag"], etag)
                 self.assertEqual(again["Last-Modified"], full["Last-Modified"])
+
+    def test_it_answers_304_to_the_weak_form_of_its_etag(self) -> None:
+        # nginx weakens the ETag when it gzips the body; If-None-Match compares weakly.
+        for url in (TXT, JSON, CHANGES + "?after=1"):
+            with self.subTest(url):
+                etag = self.client_.get(url)["ETag"]
+                again = self.client_.get(url, HTTP_IF_NONE_MATCH=f"W/{etag}")
+                self.assertEqual(again.status_code, 304)
+                self.assertEqual(again["ETag"], etag)
+
+    def test_it_answers_304_when_a_list_of_tags_holds_its_etag(self) -> None:
+        etag = self.client_.get(TXT)["ETag"]
+        for header in (f'"stale", W/{etag}', f'W/"stale",{etag}', "*"):
+            with self.subTest(header):
+                self.assertEqual(self.client_.get(TXT, HTTP_IF_NONE_MATCH=header).status_code, 304)
+        self.assertEqual(self.client_.get(TXT, HTTP_IF_NONE_MATCH='W/"stale", "older"').status_code, 200)
 
     def test_it_answers_304_with_the_etag_a_200_would_carry_when_gzip_is_accepted(self) -> None:
         # The text feed here is small, so it is sent uncompressed even to a client that accepts gzip.
@@ -211,7 +241,7 @@ class FeedSyncUnderConcurrentWritesTestCase(PostgresTestCase):
         try:
             for round_ in range(self.ROUNDS):
                 with transaction.atomic():
-                    req = submitted_request(self.acme, f"203.0.113.{100 + writer * self.ROUNDS + round_}")
+                    req = make_request(self.acme, f"203.0.113.{100 + writer * self.ROUNDS + round_}")
                     approve_in_transaction(
                         req, actor=Actor(user=self.ada), cidrs=None, expires_at=None, note=""
                     )

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from django.core.cache import cache
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from portal.accounts.models import Actor, Scope
@@ -96,3 +99,23 @@ class MetricsTestCase(EnforcementTestCase):
         self.assertEqual(metric(text, 'portal_requests{state="submitted"}'), 1)
         self.assertEqual(metric(text, "portal_worker_heartbeat_age_seconds"), -1)
         self.assertIn("# TYPE portal_webhook_attempts_total counter", text)
+
+    @override_settings(METRICS_TOKEN="scrape-me")
+    def test_it_counts_feed_answers_served_by_every_process(self) -> None:
+        feed = self.api(Scope.ENFORCEMENT)
+        etag = feed.get("/api/v1/feeds/exemptions.txt")["ETag"]
+        for _ in range(8):
+            feed.get("/api/v1/feeds/exemptions.txt", HTTP_IF_NONE_MATCH=etag)
+        cache.clear()  # what another gunicorn process has in memory: nothing of this one's
+
+        text = self.client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").content.decode()
+
+        self.assertEqual(metric(text, 'portal_feed_requests_total{result="not_modified"}'), 8)
+        self.assertEqual(metric(text, 'portal_feed_requests_total{result="full"}'), 1)
+
+    @override_settings(METRICS_TOKEN="scrape-me")
+    def test_it_does_not_read_the_attempt_log_per_scrape(self) -> None:
+        with CaptureQueriesContext(connection) as queries:
+            self.client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me")
+
+        self.assertNotIn("enforcement_attempt", " ".join(q["sql"] for q in queries.captured_queries))

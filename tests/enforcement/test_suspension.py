@@ -14,11 +14,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from portal.accounts.models import Scope
-from portal.enforcement.models import Exemption, ExemptionState, FeedChange
+from portal.enforcement.models import Exemption, ExemptionState, FeedChange, PeriodicJob, WorkerHeartbeat
 from portal.enforcement.webhooks import deliver_due_webhooks
 from portal.notifications.models import OutboundEmail
 from portal.reputation.models import Kind, ReputationEvent
-from portal.workflows.periodic import monitor_dnsbl
+from portal.workflows.periodic import monitor_dnsbl, run_due_periodic_jobs
 from tests.enforcement.base import EnforcementTestCase, deliver_to_loopback, dnsbl, endpoint_for
 from tests.enforcement.receiver import Receiver, running_receiver
 from tests.vetting.zone import DNSBL, listed
@@ -60,7 +60,7 @@ class SuspensionLoopTestCase(EnforcementTestCase):
 
     def test_a_listing_in_the_dnsbl_suspends_the_exemption_and_everyone_hears_of_it(self) -> None:
         with dnsbl({}):
-            self.assertEqual(monitor_dnsbl(), 2)  # two addresses, one zone, both clean
+            self.assertEqual(monitor_dnsbl().checked, 96)  # every allocated address, one zone, all clean
         self.assertFalse(ReputationEvent.objects.exists())
 
         with dnsbl({listed("203.0.113.5"): {"A": ["127.0.0.3"]}}):
@@ -217,3 +217,49 @@ class SuspensionLoopTestCase(EnforcementTestCase):
         self.assertEqual(revoked, ["203.0.113.5", "203.0.113.6"])
         self.assertEqual(self.receiver.failures, [])
         self.assertEqual(Exemption.objects.get(pk=v6.pk).state, ExemptionState.ACTIVE)
+
+
+@override_settings(METRICS_TOKEN="scrape-me")
+class MonitorLookupErrorsTestCase(EnforcementTestCase):
+    """The resolver is down: every look-up of the monitor fails, and everyone is told so."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.approve("203.0.113.5", "203.0.113.6")
+        PeriodicJob.objects.create(name="monitor_dnsbl")
+        WorkerHeartbeat.objects.create(name="w1:1", seen_at=timezone.now())
+        # A port nothing listens on: every look-up times out, like a resolver that is down.
+        with (
+            override_settings(
+                DNS_NAMESERVERS=["127.0.0.1"],
+                DNS_PORT=9,
+                DNS_TIMEOUT=0.2,
+                DNSBL_EXTRA_ZONES=[],
+                # One slice checks only the two exempted addresses (they go first).
+                DNSBL_MONITOR_MINUTES=48,
+                DNSBL_MONITOR_SLICE_SECONDS=60,
+            ),
+            self.assertLogs("portal.workflows.periodic", "WARNING") as logs,
+        ):
+            run_due_periodic_jobs()
+        self.warnings = logs.output
+
+    def test_it_counts_the_errors_in_the_jobs_result(self) -> None:
+        self.assertEqual(
+            PeriodicJob.objects.get(name="monitor_dnsbl").last_result,
+            "ok: 2 look-ups, 2 without a usable answer",
+        )
+        self.assertIn("2 of 2 look-ups got no usable answer", self.warnings[0])
+
+    def test_it_shows_them_in_metrics_and_healthz(self) -> None:
+        text = self.client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").content.decode()
+        self.assertIn("\nportal_dnsbl_monitor_lookup_errors 2.0\n", text)
+        health = self.client.get("/healthz")
+        self.assertEqual(health.status_code, 200)
+        self.assertEqual(health.json()["status"], "degraded")
+        self.assertIn("2 of 2 look-ups", health.json()["dnsbl"])
+
+    def test_it_warns_staff_on_the_exemptions_page(self) -> None:
+        self.client.force_login(self.rita)
+        response = self.client.get("/review/exemptions/")
+        self.assertContains(response, "got no usable answer for 2 of 2 look-ups")

@@ -281,17 +281,18 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
         delivery = Delivery.objects.get()
 
         self.client.force_login(self.root)
-        page = self.client.post(f"/review/webhooks/{endpoint.id}/deliveries/{delivery.id}/redeliver/")
+        page = self.client.post(f"/review/webhooks/{endpoint.id}/deliveries/{delivery.uuid}/redeliver/")
         self.assertEqual(page.status_code, 302)
         delivery.refresh_from_db()
         self.assertEqual((delivery.state, delivery.attempts), (DeliveryState.PENDING, 0))
         deliver_due_webhooks()
 
         response = self.api(Scope.PROVISIONING).post(
-            f"/api/v1/webhooks/endpoints/{endpoint.id}/deliveries/{delivery.id}/redeliver"
+            f"/api/v1/webhooks/endpoints/{endpoint.id}/deliveries/{delivery.uuid}/redeliver"
         )
         self.assertEqual(response.status_code, 202)
         self.assertEqual(response.json()["state"], "pending")
+        self.assertEqual(response.json()["id"], str(delivery.uuid))
         deliver_due_webhooks()
 
         self.assertEqual([m.webhook_id for m in receiver.posts()], [delivery.message_id] * 3)
@@ -307,7 +308,7 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
 
         self.client.force_login(self.root)
         fragment = self.client.post(
-            f"/review/webhooks/{endpoint.id}/deliveries/{delivery.id}/redeliver/",
+            f"/review/webhooks/{endpoint.id}/deliveries/{delivery.uuid}/redeliver/",
             headers={"HX-Request": "true"},
         )
         self.assertEqual(fragment.status_code, 200)

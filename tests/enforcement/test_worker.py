@@ -9,6 +9,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from django.db import connection
+
+from portal.core.wakeup import CHANNEL
 from portal.enforcement.models import Attempt, Delivery, DeliveryState, WorkerHeartbeat
 from tests.enforcement.base import PostgresTestCase, Worker, endpoint_for, wait_until
 from tests.enforcement.receiver import Receiver, running_receiver
@@ -112,3 +115,29 @@ class WorkerTestCase(PostgresTestCase):
         self.assertLessEqual(duplicates, interrupted)
         self.assertEqual(max(self.receiver.max_in_flight.values()), 1)
         self.assertEqual(self.receiver.failures, [])
+
+    def test_a_worker_listens_again_after_losing_its_connection(self) -> None:
+        # Polling every 30 s: only a NOTIFY on a new LISTEN connection can deliver within seconds.
+        worker = self.start_worker(poll=30)
+        listening = self.listening_backends()
+        self.assertEqual(len(listening), 1, worker.output())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [listening[0]])
+
+        relistened = wait_until(lambda: self.listening_backends() not in ([], listening), timeout=10)
+        self.assertTrue(relistened, worker.output())
+        before_commit = time.time()
+        self.approve("203.0.113.9")
+
+        self.assertTrue(self.receiver.wait_for(1, timeout=5), worker.output())
+        self.assertLess(self.receiver.posts()[-1].at - before_commit, 1.5)
+        self.assertIn("lost the LISTEN connection", worker.output())
+        self.assertIn("listening again", worker.output())
+
+    def listening_backends(self) -> list[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
+                [f"LISTEN {CHANNEL}"],
+            )
+            return [pid for (pid,) in cursor.fetchall()]

@@ -133,6 +133,16 @@ class EventApiTestCase(PortalTestCase):
         self.assertEqual(r.json()["tenant"], "acme-1")
         self.assertTrue(r.json()["abuse"])
 
+    def test_evidence_must_be_plain_json(self) -> None:
+        client = self.api(Scope.PROVISIONING)
+        r = client.post(
+            "/api/v1/reputation/events",
+            '{"source": "manual", "kind": "note", "address": "203.0.113.5", "evidence": {"a": 1e999}}',
+            content_type="application/json",
+        )
+        self.assertEqual(r.status_code, 400)
+        self.assertIn("NaN or Infinity", str(r.json()["evidence"]))
+
     def test_it_needs_an_address_or_a_tenant_and_valid_values(self) -> None:
         client = self.api(Scope.PROVISIONING)
         r = client.post("/api/v1/reputation/events", {"source": "manual", "kind": "note"}, format="json")
@@ -153,3 +163,10 @@ class EventApiTestCase(PortalTestCase):
         self.assertEqual(set(r.json()), {"tenant", "source"})
         self.assertFalse(ReputationEvent.objects.exists())
         self.assertFalse(UnblockRequest.objects.exists())
+
+
+class NoteFormTestCase(PortalTestCase):
+    def test_the_note_form_does_not_redirect_off_site(self) -> None:
+        self.client.force_login(self.rita)
+        r = self.client.post("/reputation/notes/", {"summary": "", "next": "https://evil.example/"})
+        self.assertEqual(r["Location"], "/reputation/")

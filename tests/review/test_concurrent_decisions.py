@@ -7,7 +7,6 @@ about; SQLite serialises every write and would prove nothing.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import unittest
 from collections.abc import Callable
@@ -25,9 +24,9 @@ from portal.audit.models import AuditEvent
 from portal.enforcement.models import Exemption
 from portal.review.models import Approval
 from portal.review.policy import DecisionRefused
-from portal.unblock.models import IllegalTransition, RequestedBlock, State, UnblockRequest
+from portal.unblock.models import IllegalTransition, State, UnblockRequest
 from portal.workflows import decisions
-from tests.base import allocate, make_user
+from tests.base import allocate, make_request, make_user
 
 DECISIONS = ("request.approve", "request.deny")
 
@@ -46,20 +45,6 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
         self.rita = make_user("rita@provider.example", "reviewer")
         self.ada = make_user("ada@provider.example", "reviewer", "approver")
         self.root = make_user("root@provider.example", "reviewer", "approver", "admin")
-
-    def make_request(self, *cidrs: str) -> UnblockRequest:
-        req = UnblockRequest.objects.create(
-            tenant=self.acme,
-            state=State.SUBMITTED,
-            use_case="own_mail_server",
-            submitted_at=timezone.now(),
-            vetted_at=timezone.now(),
-        )
-        for cidr in cidrs:
-            block = RequestedBlock(request=req)
-            block.set_network(ipaddress.ip_network(cidr))
-            block.save()
-        return req
 
     def race(self, *calls: Callable[[], object]) -> list[Outcome]:
         barrier = threading.Barrier(len(calls))
@@ -97,7 +82,7 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
         self.assertIn(req.state, (State.APPROVED, State.DENIED))
 
     def test_two_approvals_at_once_make_one_set_of_exemptions(self) -> None:
-        req = self.make_request("203.0.113.5", "203.0.113.6")
+        req = make_request(self.acme, "203.0.113.5", "203.0.113.6")
         outcomes = self.race(self.approve(req, self.rita), self.approve(req, self.ada))
         self.assertOneDecision(req, outcomes)
         self.assertEqual(sorted(e.cidr for e in Exemption.objects.all()), ["203.0.113.5", "203.0.113.6"])
@@ -108,7 +93,7 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
     def test_an_approval_and_a_denial_at_once_leave_one_decision(self) -> None:
         for round_ in range(5):
             # A fresh address each round: an approval in an earlier round exempts its address.
-            req = self.make_request(f"203.0.113.{5 + round_}")
+            req = make_request(self.acme, f"203.0.113.{5 + round_}")
             outcomes = self.race(self.approve(req, self.rita), self.deny(req, self.ada))
             self.assertOneDecision(req, outcomes)
             req.refresh_from_db()
@@ -116,7 +101,7 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
             self.assertEqual(exemptions, 1 if req.state == State.APPROVED else 0)
 
     def test_a_double_submitted_first_approval_is_recorded_once(self) -> None:
-        req = self.make_request("203.0.113.8/29")  # four-eyes: a block
+        req = make_request(self.acme, "203.0.113.8/29")  # four-eyes: a block
         outcomes = self.race(self.approve(req, self.rita), self.approve(req, self.rita))
         refusals = [o for o in outcomes if isinstance(o, Exception)]
         self.assertEqual(len(refusals), 1, outcomes)
@@ -125,7 +110,7 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
         self.assertFalse(Exemption.objects.exists())
 
     def test_two_approvers_at_once_under_four_eyes_give_first_and_final_approval(self) -> None:
-        req = self.make_request("203.0.113.8/29")
+        req = make_request(self.acme, "203.0.113.8/29")
         outcomes = self.race(self.approve(req, self.ada), self.approve(req, self.root))
         self.assertFalse(any(isinstance(o, Exception) for o in outcomes), outcomes)
         self.assertEqual(sorted(Approval.objects.values_list("final", flat=True)), [False, True])
@@ -133,7 +118,7 @@ class ConcurrentDecisionTestCase(TransactionTestCase):
         self.assertEqual(AuditEvent.objects.for_object(req).filter(action__in=DECISIONS).count(), 1)
 
     def test_two_api_decisions_at_once_answer_200_and_409(self) -> None:
-        req = self.make_request("203.0.113.5")
+        req = make_request(self.acme, "203.0.113.5")
         clients = []
         for user in (self.rita, self.ada):
             _, key = ApiKey.issue(name="race", scope=Scope.REVIEWER, tenant=None, created_by=user)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from portal.accounts.models import Actor, Allocation
 from portal.audit.models import AuditEvent
 from portal.enforcement.models import Exemption
 from portal.notifications.models import OutboundEmail
 from portal.review.models import DenialReason
 from portal.unblock.models import MessageKind, State
 from portal.vetting.models import RunReason, VettingRun
+from portal.workflows.decisions import approve_request
 from tests.review.base import ReviewTestCase
 
 
@@ -130,3 +135,14 @@ class DecisionTestCase(ReviewTestCase):
             with self.subTest(action=action):
                 self.assertEqual(self.client.get(f"{self.url}/{action}/").status_code, 405)
         self.assertEqual(self.client.get("/review/bulk/").status_code, 405)
+
+
+class ApprovalStepTestCase(ReviewTestCase):
+    def test_approval_refuses_an_address_the_tenant_no_longer_holds(self) -> None:
+        req = self.make_request(self.acme, "203.0.113.5")
+        Allocation.objects.filter(tenant=self.acme, cidr="203.0.113.0/26").update(released_at=timezone.now())
+        with self.assertRaisesMessage(ValidationError, "released"):
+            approve_request(req=req, actor=Actor.of_system("test"))
+        req.refresh_from_db()
+        self.assertEqual(req.state, "submitted")
+        self.assertFalse(Exemption.objects.exists())

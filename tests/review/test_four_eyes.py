@@ -164,6 +164,12 @@ class FourEyesPolicyTestCase(ReviewTestCase):
             outcome = decisions.approve(req=req, user=self.rita, cidrs=None, expires_at=in_a_year(), note="")
         self.assertTrue(outcome.final)
 
+    def test_an_unvetted_request_needs_two_approvals(self) -> None:
+        req = self.make_request(self.acme, "203.0.113.5")
+        self.assertEqual(four_eyes_reasons(req), [])
+        req.vetted_at = None
+        self.assertEqual(four_eyes_reasons(req), ["the automated checks have not finished"])
+
 
 class FourEyesApiTestCase(ReviewTestCase):
     def setUp(self) -> None:

@@ -9,11 +9,12 @@ from django.utils import timezone
 
 from portal.accounts.models import Membership
 from portal.audit.models import AuditEvent
-from portal.enforcement.models import Exemption
+from portal.enforcement.models import Exemption, ExemptionState
 from portal.notifications.models import OutboundEmail
 from portal.review.models import Approval
 from portal.unblock.models import Message, State
-from tests.base import make_user
+from portal.vetting.models import VettingRun
+from tests.base import make_exemption, make_user
 from tests.review.base import ReviewTestCase
 
 REFUSAL = (
@@ -51,6 +52,16 @@ class SeparationOfDutiesTestCase(ReviewTestCase):
             with self.subTest(action=action):
                 r = self.client.post(f"/review/requests/{self.req.id}/{action}/", data)
                 self.assertContains(r, REFUSAL, status_code=403)
+        self.assertUntouched()
+
+    def test_it_refuses_to_re_run_the_checks_for_them(self) -> None:
+        self.client.force_login(self.sam)
+        runs_before = VettingRun.objects.filter(request=self.req).count()
+
+        r = self.client.post(f"/review/requests/{self.req.id}/recheck/", follow=True)
+
+        self.assertContains(r, REFUSAL)
+        self.assertEqual(VettingRun.objects.filter(request=self.req).count(), runs_before)
         self.assertUntouched()
 
     def test_it_still_shows_the_request_to_them(self) -> None:
@@ -113,3 +124,14 @@ class SeparationOfDutiesTestCase(ReviewTestCase):
         self.assertRedirects(r, f"/review/requests/{other.id}/", fetch_redirect_response=False)
         other.refresh_from_db()
         self.assertEqual(other.state, State.DENIED)
+
+    def test_staff_of_the_tenant_cannot_reinstate_its_exemption(self) -> None:
+        exemption = make_exemption(self.acme, "203.0.113.10", state=ExemptionState.SUSPENDED)
+        Membership.objects.create(user=self.rita, tenant=self.acme)
+        self.client.force_login(self.rita)
+        r = self.client.post(
+            f"/review/exemptions/{exemption.id}/reinstated/", {"reason": "mine"}, follow=True
+        )
+        self.assertContains(r, "You are a member of Acme Ltd")
+        exemption.refresh_from_db()
+        self.assertEqual(exemption.state, ExemptionState.SUSPENDED)

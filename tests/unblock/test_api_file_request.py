@@ -22,3 +22,37 @@ class FileRequestApiTestCase(PortalTestCase):
         self.assertEqual(email.to, ["alice@acme.example"])
         self.assertIn("submitted", email.subject)
         self.assertEqual(len(mail.outbox), 0)  # sent by the worker, not inside the request
+
+    def test_it_refuses_values_of_the_wrong_json_type(self) -> None:
+        # The schema says boolean, string and integer: 0 for false or a number for text is a bug
+        # in the caller's script, not a draft or a justification of "0".
+        for field, value in (
+            ("submit", 0),
+            ("accept_aup", "yes"),
+            ("justification", 0),
+            ("expected_daily_volume", "500"),
+            ("addresses", [10]),
+        ):
+            with self.subTest(field):
+                r = self.api().post(
+                    "/api/v1/requests/", complete_request_data(**{field: value}), format="json"
+                )
+                self.assertEqual(r.status_code, 400, r.content)
+                self.assertIn(field, r.json())
+        self.assertFalse(UnblockRequest.objects.exists())
+
+    def test_it_refuses_a_withdrawal_reason_that_is_not_text(self) -> None:
+        req = self.make_request(state=State.DRAFT)
+        r = self.api().post(f"/api/v1/requests/{req.pk}/withdraw", {"reason": 0}, format="json")
+        self.assertEqual(r.status_code, 400)
+        self.assertEqual(r.json(), {"reason": ["Must be a string (in double quotes)."]})
+        req.refresh_from_db()
+        self.assertEqual(req.state, State.DRAFT)
+
+    def test_it_refuses_a_page_size_that_is_not_a_number_in_range(self) -> None:
+        for value in ("null", "0", "201", "1.5"):
+            with self.subTest(value):
+                r = self.api().get(f"/api/v1/requests/?page_size={value}")
+                self.assertEqual(r.status_code, 400)
+                self.assertEqual(r.json(), {"page_size": ["Give page_size as a whole number from 1 to 200."]})
+        self.assertEqual(self.api().get("/api/v1/requests/?page_size=200").status_code, 200)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from portal.lib.dns import reverse_label
+from portal.demo.dnsserver import running
+from portal.lib.dns import Resolver, reverse_label
 from portal.vetting import dnsbl
 from tests.vetting.base import DnsTestCase
 
@@ -61,3 +62,14 @@ class DnsblTestCase(DnsTestCase):
     def test_it_uses_the_dqs_zone_and_hides_the_key(self) -> None:
         self.assertEqual(dnsbl.ip_zones(), ["k" * 26 + ".zen.dq.spamhaus.net"])
         self.assertEqual(dnsbl.display_zone(dnsbl.ip_zones()[0]), "<key>.zen.dq.spamhaus.net")
+
+    def test_a_dqs_key_never_appears_in_dnsbl_errors(self) -> None:
+        key = "k" * 26
+        with running({"*.dq.spamhaus.net": "NOTIMP"}) as port, override_settings(SPAMHAUS_DQS_KEY=key):
+            resolver = Resolver(nameservers=["127.0.0.1"], port=port, timeout=0.5)
+            for finding in (
+                dnsbl.check_address(resolver, "203.0.113.10", dnsbl.ip_zones()[0]),
+                dnsbl.check_domain(resolver, "acme.example"),
+            ):
+                self.assertEqual(finding.outcome, "error")
+                self.assertNotIn(key, finding.summary + str(finding.evidence))

@@ -53,6 +53,7 @@ class VettingRoutesTestCase(DnsTestCase):
                 "dbl",
                 "tenant_history",
                 "address_history",
+                "blocked_attempts",
             },
         )
         self.assertEqual(set(run.results.values_list("outcome", flat=True)), {"pass"})

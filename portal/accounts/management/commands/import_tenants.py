@@ -25,13 +25,24 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path = options["file"]
         try:
-            stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+            # Bytes, decoded line by line: a line that is not UTF-8 is reported like any other bad
+            # line instead of ending the whole import with a traceback.
+            stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
         except OSError as exc:
             raise CommandError(f"Can't read {path}: {exc.strerror}") from None
         actor = Actor.of_system("manage.py import_tenants")
         counts = {"created": 0, "updated": 0, "failed": 0}
         with stream:
-            for number, line in enumerate(stream, start=1):
+            for number, raw in enumerate(stream, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    counts["failed"] += 1
+                    self.stderr.write(
+                        f"line {number}: not UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} "
+                        "of the line); save the file as UTF-8"
+                    )
+                    continue
                 if not line.strip():
                     continue
                 problem = self._import_line(line, actor, counts)
