@@ -27,6 +27,14 @@ class ApiErrorMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith(API_PREFIX):
             return self.get_response(request)
+        if nul := next(
+            (name for name, value in request.GET.lists() if "\x00" in name + "".join(value)), None
+        ):
+            # PostgreSQL refuses NUL in text, so a query would fail deep inside a view.
+            return JsonResponse(
+                {nul.replace("\x00", "") or "query": ["Remove the NUL character (%00) from this parameter."]},
+                status=400,
+            )
         limit = body_limit()
         if limit and _content_length(request) > limit:
             # Django would raise RequestDataTooBig only when something reads the body, and answer

@@ -81,7 +81,7 @@ class SnapshotAndChangesTestCase(PortalLiveTestCase):
         agent.cursor = 40  # the portal was restored from a backup older than what we applied
         with self.assertLogs("portal.agent", "WARNING") as logs:
             self.assertTrue(agent.sync_once())
-        self.assertIn("the portal's feed ends at 1, before our cursor 40", logs.output[0])
+        self.assertIn("can't continue from our cursor 40 (its feed is at 1", logs.output[0])
         self.assertIn("delete table inet egress_port25", nft.last)
         self.assertEqual((agent.cursor, agent.exemptions), (1, {str(exemption.id): exemption.network}))
 

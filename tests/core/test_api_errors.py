@@ -106,3 +106,17 @@ class OversizedBodyLiveTestCase(LiveServerTestCase):
         self.assertEqual(response.status, 413)
         self.assertEqual(response.getheader("Content-Type"), "application/json")
         self.assertIn("larger than", json.loads(response.read())["detail"])
+
+
+class NulInQueryTestCase(PortalTestCase):
+    def test_it_refuses_a_nul_character_in_a_query_parameter_with_a_json_400(self) -> None:
+        # PostgreSQL refuses NUL in text: the staff-email look-up behind `assignee` raised there.
+        response = self.api(Scope.REVIEWER).get("/api/v1/review/requests?assignee=a%00b&overdue=false")
+        self.assertEqual(response.status_code, 400, response.content)
+        self.assertEqual(response["Content-Type"], "application/json")
+        self.assertIn("NUL", response.json()["assignee"][0])
+
+    def test_it_refuses_a_nul_character_in_a_parameter_name(self) -> None:
+        response = self.api().get("/api/v1/requests/?st%00ate=draft")
+        self.assertEqual(response.status_code, 400, response.content)
+        self.assertIn("NUL", response.json()["state"][0])
