@@ -25,7 +25,7 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VPY)
 migrate: $(VENV)/.installed
 	$(VPY) manage.py migrate --noinput
 
-demo: migrate
+demo: migrate $(VENV)/.installed-dev  # the development requirements bring the demo's SSO provider
 	$(VPY) manage.py seed_demo
 	$(VPY) manage.py rundemo --addr $(HOST) --port $(PORT)
 

@@ -40,8 +40,7 @@ from bench import fixtures
 from portal import urls as portal_urls
 from portal.accounts.api_auth import EnforcementScope
 from portal.accounts.models import ApiKey, Scope, Tenant
-from portal.enforcement import feeds
-from portal.enforcement.models import Exemption
+from portal.enforcement.models import Exemption, FeedArtifact
 
 FEED_SQL = "SELECT cidr FROM enforcement_exemption WHERE state = 'active' ORDER BY family, first"
 
@@ -110,11 +109,17 @@ def main() -> None:
         response = client.get(url, headers=headers or {})
         if response.status_code != status:
             raise SystemExit(f"{url}: HTTP {response.status_code}, expected {status}")
+        if response.streaming:
+            # A file from the artifact store, or a body streamed from the database before the
+            # version is built: read whole, as a firewall would.
+            body = b"".join(response.streaming_content)  # type: ignore[attr-defined]
+            return HttpResponse(body, status=response.status_code, headers=dict(response.items()))
         assert isinstance(response, HttpResponse)
         return response
 
     def cold() -> None:
-        feeds._bodies.clear()
+        # No artifact: the body is streamed from the database (the web never builds one).
+        FeedArtifact.objects.all().delete()
 
     active = Exemption.objects.active().count()
     rows: list[tuple[str, float, str]] = []  # label, median ms, detail

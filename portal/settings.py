@@ -72,12 +72,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # GinIndex and the trigram extension of the queue search (PostgreSQL only; inert on SQLite).
+    "django.contrib.postgres",
     "django_htmx",
     "rest_framework",
     "drf_spectacular",
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal.core",
     "portal.ops",
     "portal.audit",
@@ -100,6 +103,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.core.middleware.RequestIdMiddleware",
+    "portal.core.replica.ReplicaReadsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -155,6 +159,19 @@ else:
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME") or None
+# A read replica for the feeds' and the review queue's GET requests (portal/core/replica.py);
+# everything that must be fresh reads the primary. Tests read the primary under this name.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **DATABASES["default"],
+        **dj_database_url.parse(DATABASE_REPLICA_URL, conn_health_checks=True),
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["portal.core.replica.ReplicaRouter"]
+REPLICA_READ_PATHS = envlist("REPLICA_READ_PATHS", "/api/v1/feeds/,/review/")
+# How long a browser reads the primary after changing something (longer than the replica lag).
+REPLICA_PIN_SECONDS = envint("REPLICA_PIN_SECONDS", 10)
 
 # Nothing shared lives in the default cache (the /metrics counters are in the database).
 CACHES = {
@@ -199,8 +216,14 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Where the worker stores built feed snapshots (the "feeds" storage below).
+FEED_STORAGE_DIR = Path(os.environ.get("FEED_STORAGE_DIR", "") or BASE_DIR / "var" / "feeds")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "feeds": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": FEED_STORAGE_DIR},
+    },
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -359,12 +382,48 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 # Admins may remove someone's device (a lost phone) but never see its secret.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
+
+# Single sign-on (OpenID Connect, portal/accounts/sso*.py): one configuration for customers, one
+# for staff, each on when its issuer is set; both may name the same issuer with their own client.
+def sso_config(prefix: str, name: str, *, require_mfa: str) -> dict[str, object] | None:
+    issuer = os.environ.get(f"{prefix}_ISSUER", "").strip().rstrip("/")
+    if not issuer:
+        return None
+    return {
+        "issuer": issuer,
+        "name": os.environ.get(f"{prefix}_NAME", name),
+        "client_id": os.environ.get(f"{prefix}_CLIENT_ID", ""),
+        "client_secret": os.environ.get(f"{prefix}_CLIENT_SECRET", ""),
+        "scopes": os.environ.get(f"{prefix}_SCOPES", "openid email profile"),
+        "email_claim": os.environ.get(f"{prefix}_EMAIL_CLAIM", "email"),
+        "tenant_claim": os.environ.get(f"{prefix}_TENANT_CLAIM", "tenants"),
+        "groups_claim": os.environ.get(f"{prefix}_GROUPS_CLAIM", "groups"),
+        "role_map": dict(item.split("=", 1) for item in envlist(f"{prefix}_ROLE_MAP") if "=" in item),
+        "require_mfa": envbool(f"{prefix}_REQUIRE_MFA", require_mfa),
+        "mfa_amr": envlist(f"{prefix}_MFA_AMR", "mfa"),
+        "mfa_acr": envlist(f"{prefix}_MFA_ACR"),
+    }
+
+
+SSO_CUSTOMERS = sso_config("SSO_CUSTOMERS", "your provider account", require_mfa="False")
+SSO_STAFF = sso_config("SSO_STAFF", "company sign-in", require_mfa="True")
+SSO_CLOCK_SKEW_SECONDS = min(envint("SSO_CLOCK_SKEW_SECONDS", 60), 300)
+SSO_JWKS_CACHE_SECONDS = envint("SSO_JWKS_CACHE_SECONDS", 3600)
+# A token with an unknown key id refetches the keys (rotation), but not more often than this.
+SSO_JWKS_MIN_REFETCH_SECONDS = envint("SSO_JWKS_MIN_REFETCH_SECONDS", 5)
+SSO_HTTP_TIMEOUT = envint("SSO_HTTP_TIMEOUT", 10)
+# LOCAL_LOGIN=off turns passwords off for everyone but the break-glass admin (by email).
+LOCAL_LOGIN = envbool("LOCAL_LOGIN", "on")
+BREAK_GLASS_ADMIN = os.environ.get("BREAK_GLASS_ADMIN", "").strip().lower()
+
 # Webhooks (Standard Webhooks). Private targets need their network allow-listed (SSRF).
 WEBHOOK_ALLOWED_NETWORKS = envlist("WEBHOOK_ALLOWED_NETWORKS")
 WEBHOOK_ALLOW_HTTP = envbool("WEBHOOK_ALLOW_HTTP", "False")
 WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("WEBHOOK_CONNECT_TIMEOUT", "5"))
 WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "15"))
 WEBHOOK_CONCURRENCY = envint("WEBHOOK_CONCURRENCY", 8)
+# Messages a worker claims at once; each endpoint's share is sent in order on one connection.
+WEBHOOK_BATCH_SIZE = envint("WEBHOOK_BATCH_SIZE", 200)
 # Seconds to wait after each failed attempt (Svix-like); after the last one the message fails.
 WEBHOOK_RETRY_SCHEDULE = [
     int(x) for x in envlist("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
@@ -407,6 +466,8 @@ SUSPEND_COMPLAINT_WINDOW_HOURS = envint("SUSPEND_COMPLAINT_WINDOW_HOURS", 24)
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = envint("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 120)
 
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Hot-path counters (feed answers) are written by each process at most this often.
+METRICS_FLUSH_SECONDS = float(os.environ.get("METRICS_FLUSH_SECONDS", "1"))
 
 # Retention of rows that grow with traffic (docs/operations.md, "Retention"). The audit log is
 # never pruned; pending and failed deliveries and emails stay until they are done.
@@ -415,6 +476,15 @@ WEBHOOK_DELIVERY_RETENTION_DAYS = envint("WEBHOOK_DELIVERY_RETENTION_DAYS", 90)
 EMAIL_RETENTION_DAYS = envint("EMAIL_RETENTION_DAYS", 90)
 # The change feed keeps at least this long: a consumer that lagged longer gets reset: true.
 FEED_RETENTION_DAYS = envint("FEED_RETENTION_DAYS", 90)
+# Snapshot feeds are built once per version by a worker into the "feeds" storage (a directory
+# by default; any Django storage backend through STORAGES["feeds"]) and kept this long after a
+# newer version replaced them, so that a download under way finishes.
+FEED_ARTIFACT_GRACE_MINUTES = envint("FEED_ARTIFACT_GRACE_MINUTES", 10)
+# Web processes reuse the feed's version they read this long: a 304 then costs no query, and a
+# change reaches every process within this time.
+FEED_VERSION_CACHE_SECONDS = float(os.environ.get("FEED_VERSION_CACHE_SECONDS", "1"))
+# Answer a snapshot with a redirect to the storage's own URL (a signed S3 URL, a CDN origin).
+FEED_STORAGE_REDIRECT = envbool("FEED_STORAGE_REDIRECT", "False")
 CHECK_RESULT_RETENTION_DAYS = envint("CHECK_RESULT_RETENTION_DAYS", 365)
 VETTING_RUN_RETENTION_DAYS = envint("VETTING_RUN_RETENTION_DAYS", 365)
 RETENTION_BATCH_SIZE = envint("RETENTION_BATCH_SIZE", 1000)
@@ -435,6 +505,9 @@ if TELEMETRY_VOLUME_ACTION not in ("notify", "suspend", "both"):
 TELEMETRY_VETTING_DAYS = envint("TELEMETRY_VETTING_DAYS", 7)
 
 API_KEY_HASH_SECRET = os.environ.get("API_KEY_HASH_SECRET", SECRET_KEY)
+# Enforcement keys verified this recently are trusted without a query on the feeds' hot path;
+# a revocation reaches every process within this many seconds.
+API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "1"))
 
 LOGGING = {
     "version": 1,

@@ -4,8 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from portal.accounts import api as accounts_api
-from portal.accounts import two_factor_views
-from portal.accounts import views as accounts_views
+from portal.accounts import sso_views, two_factor_views
 from portal.enforcement import api as enforcement_api
 from portal.enforcement import customer_views as customer_exemptions
 from portal.enforcement import feeds
@@ -14,6 +13,7 @@ from portal.reputation import api as reputation_api
 from portal.review import api as review_api
 from portal.telemetry import api as telemetry_api
 from portal.unblock import api as unblock_api
+from portal.unblock import views as unblock_views
 
 api_v1 = [
     path("tenants/<str:external_id>", accounts_api.tenant_detail, name="tenant"),
@@ -61,7 +61,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", accounts_views.home, name="home"),
+    path("", unblock_views.home, name="home"),
     path(
         "login/",
         # LoginView puts the request's host in `site_name`; keep the portal's name in the header.
@@ -69,6 +69,11 @@ urlpatterns = [
         name="login",
     ),
     path("login/two-factor/", two_factor_views.verify, name="two_factor_verify"),
+    path("sso/<str:key>/start/", sso_views.start, name="sso_start"),
+    path("sso/customers/callback/", sso_views.callback, {"key": "customers"}, name="sso_callback_customers"),
+    path("sso/staff/callback/", sso_views.callback, {"key": "staff"}, name="sso_callback_staff"),
+    # Before django.contrib.auth's: also ends the session at the identity provider.
+    path("logout/", sso_views.logout, name="logout"),
     path("", include("django.contrib.auth.urls")),
     path("requests/", include("portal.unblock.urls")),
     path("keys/", include("portal.accounts.urls")),
@@ -83,6 +88,11 @@ urlpatterns = [
     path("account/two-factor/setup/", two_factor_views.setup, name="two_factor_setup"),
     path("account/two-factor/confirm/", two_factor_views.confirm, name="two_factor_confirm"),
     path("account/two-factor/disable/", two_factor_views.disable, name="two_factor_disable"),
+    path(
+        "account/two-factor/recovery-codes/",
+        two_factor_views.recovery_codes,
+        name="two_factor_recovery_codes",
+    ),
     path("review/", include("portal.review.urls")),
     path("reputation/", include("portal.reputation.urls")),
     path("api/v1/", include((api_v1, "api"))),

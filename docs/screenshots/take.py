@@ -6,8 +6,9 @@ Builds a throwaway SQLite database (in a temporary directory, removed afterwards
 data, runs the automated checks against the demo DNS server (as `make demo`'s worker would),
 serves the portal on a free port and writes the PNGs next to this file. As the demo customer: the
 request list, a request that needs information, and the new-request form showing an inline
-error, on a laptop and on a phone. As the demo reviewer: the review queue and a request's page
-with its checks, risk breakdown and decision forms.
+error, on a laptop and on a phone. As the demo reviewer, at 1366 px and on a phone: the review
+queue, a request's page (evidence beside the conversation and decision panel), the deny
+confirmation with its message preview, and the audit log.
 
 The network reputation page's screenshots (network-reputation.png and its phone version) need
 90 days of listings that the demo data doesn't have; its browser test builds them and writes
@@ -46,6 +47,8 @@ LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 CUSTOMER = "alice@acme.example"
 REVIEWER = "reviewer@provider.example"
+# The most common laptop screen, where the staff header must still fit on one line.
+STAFF_LAPTOP: ViewportSize = {"width": 1366, "height": 900}
 REVIEWED_ADDRESS = "198.51.100.70"  # Globex's demo request: failing checks, high risk, four-eyes
 
 
@@ -111,10 +114,12 @@ def signed_in_page(browser: Browser, url: str, viewport: ViewportSize, email: st
 
 
 def show_form_error(page: Page, url: str) -> None:
+    """A half-filled form submitted: the error summary at the top, every problem at once."""
     page.goto(f"{url}/requests/new/")
     page.get_by_label("Addresses").fill("203.0.113.9/29")
-    page.get_by_label("Addresses").blur()
-    expect(page.locator("#feedback-addresses")).to_contain_text("host bits set")
+    page.get_by_label("Mail server software").fill("Postfix 3.8")
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.locator("[data-error-summary]")).to_be_focused()
     page.wait_for_timeout(400)  # let Pico's 0.2 s border-colour transition finish
 
 
@@ -136,25 +141,50 @@ def take_screenshots(url: str, password: str) -> list[Path]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         laptop = signed_in_page(browser, url, LAPTOP, CUSTOMER, password)
+        expect(laptop.get_by_role("heading", name="What needs you")).to_be_visible()
+        shoot(laptop, "customer-home.png")
+        laptop.goto(f"{url}/requests/")
         shoot(laptop, "request-list.png")
         laptop.get_by_role("row").filter(has_text="Needs information").get_by_role("link").click()
-        expect(laptop.get_by_role("heading", name="Timeline")).to_be_visible()
+        expect(laptop.get_by_role("heading", name="A reviewer asked you a question")).to_be_visible()
         shoot(laptop, "request-detail.png")
+        laptop.goto(f"{url}/requests/?state=denied")
+        laptop.get_by_role("row").filter(has_text="Denied").get_by_role("link").first.click()
+        expect(laptop.get_by_role("heading", name="Why this request was denied")).to_be_visible()
+        shoot(laptop, "request-denied.png", full_page=False)
         show_form_error(laptop, url)
         shoot(laptop, "request-form.png", full_page=False)
 
         phone = signed_in_page(browser, url, PHONE, CUSTOMER, password)
+        shoot(phone, "customer-home-phone.png", full_page=False)
         show_form_error(phone, url)
         shoot(phone, "request-form-phone.png", full_page=False)
 
-        reviewer = signed_in_page(browser, url, LAPTOP, REVIEWER, password)
+        reviewer = signed_in_page(browser, url, STAFF_LAPTOP, REVIEWER, password)
         expect(reviewer.get_by_role("heading", name="Review queue")).to_be_visible()
         shoot(reviewer, "review-queue.png")
         reviewer.get_by_role("row").filter(has_text=REVIEWED_ADDRESS).get_by_role("link").first.click()
         expect(reviewer.get_by_role("heading", name="Automated checks")).to_be_visible()
-        # Down to the checks: the decision forms, the tenant, the addresses, every check and
-        # the risk breakdown (the conversation and the audit trail follow below them).
-        shoot(reviewer, "review-request.png", down_to="#checks")
+        reviewed = reviewer.url
+        # The first screenful: the evidence on the left, the conversation and the decision
+        # panel (sticky as the reviewer scrolls) on the right.
+        shoot(reviewer, "review-request.png", full_page=False)
+        # Deny asks first, quoting the message the customer will get.
+        reviewer.locator("#deny_canned").select_option(index=2)
+        reviewer.locator("#deny_text").fill("Once the PTR record is in place we will gladly look again.")
+        reviewer.get_by_role("button", name="Deny…").click()
+        expect(reviewer.get_by_role("dialog")).to_be_visible()
+        shoot(reviewer, "review-deny-confirm.png", full_page=False)
+        reviewer.goto(f"{url}/review/audit/")
+        shoot(reviewer, "audit-log.png", full_page=False)
+
+        staff_phone = signed_in_page(browser, url, PHONE, REVIEWER, password)
+        shoot(staff_phone, "review-queue-phone.png", full_page=False)
+        staff_phone.goto(reviewed)
+        shoot(staff_phone, "review-request-phone.png", full_page=False)
+        staff_phone.goto(f"{url}/review/audit/")
+        shoot(staff_phone, "audit-log-phone.png", full_page=False)
+
         browser.close()
     return written
 

@@ -234,3 +234,19 @@ class Actor:
     @classmethod
     def of_system(cls, name: str) -> Actor:
         return cls(user=None, system=name)
+
+
+class SsoIdentity(models.Model):
+    """A person as an OpenID Connect issuer knows them: `sub` is stable where emails are not."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="sso_identities")
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="unique_sso_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

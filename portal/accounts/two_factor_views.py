@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -17,8 +20,9 @@ from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts import two_factor
-from portal.accounts.forms import TokenForm
+from portal.accounts.forms import SignInForm, TokenForm
 from portal.accounts.models import Actor, Tenant, is_staff_member
+from portal.accounts.sso import configured
 from portal.accounts.views import user_of
 
 
@@ -27,6 +31,13 @@ class SignInView(auth_views.LoginView):
     only once that passes; django-axes counts wrong passwords here as before."""
 
     redirect_authenticated_user = True
+    form_class = SignInForm
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)
+        context["sso_providers"] = configured()
+        context["local_login"] = settings.LOCAL_LOGIN
+        return context
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         user = form.get_user()
@@ -68,12 +79,19 @@ def verify(request: HttpRequest) -> HttpResponse:
         two_factor.cancel_sign_in(request)
         return redirect("login") if pending is not None else _back_to_manage(request)
 
-    form = TokenForm(request.POST or None, device=device)
+    form = TokenForm(request.POST or None, device=device, accept_recovery=True)
     if request.method == "POST" and form.is_valid():
         if pending is not None:
             two_factor.finish_sign_in(request, pending, form.device)
         else:
             two_factor.mark_verified(request, form.device)
+        if form.used_recovery_code:
+            left = two_factor.recovery_codes_left(user)
+            messages.warning(
+                request,
+                f"You signed in with a recovery code; {left} left. If your phone is lost, set up "
+                "two-factor again on a new one; if you are running low, make new codes.",
+            )
         return redirect(next_url)
     context = {"form": form, "next": next_url if pending is None else "", "who": user.email}
     return render(request, "registration/two_factor_verify.html", context)
@@ -100,6 +118,7 @@ def _manage_page(request: HttpRequest, *, form: TokenForm | None = None) -> Http
         "form": form,
         "required": two_factor.two_factor_required(user),
         "next": _next_url(request, ""),
+        "recovery_codes_left": two_factor.recovery_codes_left(user) if device else 0,
     }
     if setup is not None:
         context["secret"] = two_factor.secret_of(setup)
@@ -145,10 +164,29 @@ def confirm(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST, device=device)
     if not form.is_valid():
         return _manage_page(request, form=form)
-    two_factor.confirm_enrolment(form.device, actor=Actor(user=user))
+    codes = two_factor.confirm_enrolment(device, actor=Actor(user=user))
     two_factor.mark_verified(request, form.device)
     messages.success(request, "Two-factor authentication is on. Signing in now asks for a code.")
-    return redirect(_next_url(request, reverse("two_factor")))
+    return _recovery_codes_page(request, codes, next_url=_next_url(request, reverse("two_factor")))
+
+
+def _recovery_codes_page(request: HttpRequest, codes: list[str], *, next_url: str) -> HttpResponse:
+    """The codes, shown in this one response only: they are stored as hashes."""
+    context = {"base_template": _base_template(user_of(request)), "codes": codes, "next_url": next_url}
+    response = render(request, "accounts/recovery_codes.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
+def recovery_codes(request: HttpRequest) -> HttpResponse:
+    user = user_of(request)
+    if two_factor.confirmed_device(user) is None:
+        messages.info(request, "Recovery codes come with two-factor authentication: set it up first.")
+        return redirect("two_factor")
+    codes = two_factor.regenerate_recovery_codes(user, actor=Actor(user=user))
+    return _recovery_codes_page(request, codes, next_url=reverse("two_factor"))
 
 
 @sensitive_post_parameters("token")

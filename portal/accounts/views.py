@@ -11,22 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.accounts.forms import ApiKeyForm
-from portal.accounts.models import Actor, ApiKey, Scope, Tenant, is_staff_member
+from portal.accounts.models import Actor, ApiKey, Scope, Tenant
 from portal.audit.log import record
 
 
 def user_of(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    if Tenant.objects.for_user(request.user).exists():
-        return redirect("unblock:list")
-    if is_staff_member(request.user):
-        return redirect("staff:home")
-    return render(request, "accounts/no_tenant.html")
 
 
 def _get_key_for_customer(request: HttpRequest, key_id: UUID) -> ApiKey:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from django.contrib.auth.models import User
@@ -45,3 +46,27 @@ def record(
         reason=reason,
         request_id=current_request_id.get(),
     )
+
+
+def record_each(
+    *, actor: Actor, action: str, entries: Iterable[tuple[models.Model, Any, dict[str, Any]]]
+) -> list[AuditEvent]:
+    """`record` for many objects at once, in one INSERT: (object, tenant id, after) each."""
+    request_id = current_request_id.get()
+    rows = [
+        AuditEvent(
+            actor=actor.user,
+            actor_label=actor.label,
+            action=action,
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+            object_label=str(obj)[:200],
+            tenant_id=tenant_id,
+            before={},
+            after=after,
+            reason="",
+            request_id=request_id,
+        )
+        for obj, tenant_id, after in entries
+    ]
+    return AuditEvent.objects.bulk_create(rows, batch_size=1000)

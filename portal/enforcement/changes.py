@@ -67,8 +67,8 @@ def publish(exemption: Exemption, *, event: str, op: str) -> FeedChange:
     Delivery.objects.bulk_create(
         Delivery(endpoint=e, event=event, body=body, created_at=now) for e in endpoints
     )
-    if endpoints:
-        notify_workers()
+    # Always: the workers build the new version's feed snapshots as well as deliver webhooks.
+    notify_workers()
     return change
 
 

@@ -1,48 +1,56 @@
 """Pull feeds for enforcement systems: the active set as text (Palo Alto EDL, FortiGate threat
 feed) and JSON, and the change feed for incremental sync.
 
-Every response carries a strong ETag derived from the feed's latest sequence number, read
-before the body: a conditional request is answered with 304 after one indexed query, without
-building the body, and a body is never older than the ETag it is sent with.
+Every response carries a strong ETag derived from the feed's version (its latest sequence
+number and time), read before anything else: with a key verified in the last second, a
+conditional request is answered with 304 after that one indexed query. The snapshots are files
+a worker built once per version (artifacts.py); these views send them and build nothing. Until
+the worker has built the current version (it is woken in the transaction that moved the feed,
+so that is a moment), a snapshot is streamed from the database without being kept: a web
+process never waits on the worker nor serves an older list than the feed, and holds no body.
+
+The views are plain Django views, not DRF's: the hot path is one key look-up in memory and one
+query. DRF views of the same name describe them to the OpenAPI schema.
 """
 
 from __future__ import annotations
 
-import gzip
+import functools
 import json
-from collections import OrderedDict
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from threading import Lock
+from itertools import chain
+from typing import Any, TypeVar
 
-from django.db import connection
-from django.db.models import F, Max, TextField
-from django.db.models.functions import Cast
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.conf import settings
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotModified,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions
 from rest_framework.decorators import api_view, permission_classes, renderer_classes
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
-from portal.accounts.api_auth import EnforcementScope
-from portal.core.metrics import count
+from portal.accounts.api_auth import EnforcementScope, enforcement_key, remembered_enforcement_key
+from portal.core.metrics import count_soon
+from portal.core.wakeup import notify_workers
+from portal.enforcement import artifacts
 from portal.enforcement.changes import pruned_through
-from portal.enforcement.models import Exemption, FeedChange
+from portal.enforcement.models import FeedChange
 
 MAX_CHANGES = 5000
-# One exemption of the JSON feed, as json.dumps(..., separators=(",", ":")) writes it, formatted
-# directly: a cold build of 100,000 is ~30% faster than through dicts and json.dumps. Only the
-# tenant's external id can need escaping (it goes through json.dumps); the rest are UUIDs, a
-# block as ipaddress writes it, an integer and an ISO 8601 time.
-_JSON_ITEM = (
-    '{"id":"%s","tenant":%s,"block":"%s","family":%d,"ports":[25],"state":"active",'
-    '"expires_at":%s,"request":%s}'
-)
-_bodies: OrderedDict[str, bytes] = OrderedDict()
-_bodies_lock = Lock()
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 class PassthroughRenderer(BaseRenderer):
@@ -56,27 +64,40 @@ class PassthroughRenderer(BaseRenderer):
     ) -> bytes:
         if isinstance(data, bytes):
             return data
-        # An error (DRF's dict): JSON like every other API error, not "*/*".
         if isinstance(renderer_context, dict) and "response" in renderer_context:
             renderer_context["response"]["Content-Type"] = "application/json"
         return json.dumps(data).encode()
 
 
-def feed_state() -> tuple[int, datetime | None]:
-    state = FeedChange.objects.aggregate(seq=Max("seq"), at=Max("at"))
-    return state["seq"] or 0, state["at"]
+def feed_view(documented_by: Callable[..., Any]) -> Callable[[View], View]:
+    """A plain view that answers DRF's way for errors (the API's JSON shape, WWW-Authenticate,
+    Retry-After) and that drf-spectacular describes by `documented_by`, a DRF view never routed."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method not in ("GET", "HEAD"):
+                return _refusal(exceptions.MethodNotAllowed(request.method or ""))
+            try:
+                return view(request, *args, **kwargs)
+            except exceptions.APIException as exc:
+                return _refusal(exc)
+
+        # cls and initkwargs: what the schema generator reads from a DRF view function.
+        wrapper.__dict__.update(documented_by.__dict__)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
-def _version(seq: int, at: datetime | None) -> str:
-    # The time of the latest change makes the version unique even when the sequence starts over
-    # (a database restored from a backup): no stale body or 304 survives that.
-    return f"{seq}.{int(at.timestamp() * 1_000_000) if at else 0}"
-
-
-def _uuid_text(field: str) -> Cast | F:
-    # PostgreSQL renders a UUID as text several times faster than the driver builds uuid.UUID
-    # objects for Python to format; elsewhere the UUID object formats itself.
-    return Cast(field, TextField()) if connection.vendor == "postgresql" else F(field)
+def _refusal(exc: exceptions.APIException) -> HttpResponse:
+    detail = exc.detail if isinstance(exc.detail, dict | list) else {"detail": exc.detail}
+    response = JsonResponse(detail, status=exc.status_code, safe=False)
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+    if isinstance(exc, exceptions.Throttled) and (wait := getattr(exc, "wait", None)) is not None:
+        response["Retry-After"] = str(int(wait))
+    return response
 
 
 def _not_modified(request: HttpRequest, etags: tuple[str, ...], last_modified: datetime | None) -> str | bool:
@@ -91,36 +112,8 @@ def _not_modified(request: HttpRequest, etags: tuple[str, ...], last_modified: d
     return since is not None and last_modified is not None and int(last_modified.timestamp()) <= since
 
 
-def _respond(
-    request: HttpRequest,
-    key: str,
-    last_modified: datetime | None,
-    content_type: str,
-    build: Callable[[], bytes],
-) -> HttpResponse:
-    """Serve the body for `key` (built once per process and key), gzipped when accepted."""
-    plain_tag, gzip_tag = f'"{key}"', f'"{key}-gz"'
-    wants_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
-    if matched := _not_modified(request, (plain_tag, gzip_tag), last_modified):
-        count("feed_requests", result="not_modified")
-        response: HttpResponse = HttpResponseNotModified()
-        # The ETag a 200 would carry: a client that stores a different one from a 304 is out of
-        # step. Small bodies go uncompressed, so wanting gzip doesn't settle it; the tag the
-        # client holds does, else the body's size (built once per process and version).
-        if isinstance(matched, str):
-            response["ETag"] = matched
-        else:
-            response["ETag"] = gzip_tag if wants_gzip and len(_cached(key, build)) > 1024 else plain_tag
-    else:
-        body = _cached(key, build)
-        use_gzip = wants_gzip and len(body) > 1024
-        if use_gzip:
-            body = _cached(key + "-gz", lambda: gzip.compress(_cached(key, build), 6))
-        response = HttpResponse(body, content_type=content_type)
-        response["ETag"] = gzip_tag if use_gzip else plain_tag
-        if use_gzip:
-            response["Content-Encoding"] = "gzip"
-        count("feed_requests", result="full")
+def _finish(response: HttpResponseBase, etag: str, last_modified: datetime | None) -> HttpResponseBase:
+    response["ETag"] = etag
     if last_modified is not None:
         response["Last-Modified"] = http_date(last_modified.timestamp())
     response["Vary"] = "Accept-Encoding, Authorization"
@@ -128,29 +121,151 @@ def _respond(
     return response
 
 
-def _cached(key: str, build: Callable[[], bytes]) -> bytes:
-    with _bodies_lock:
-        if key in _bodies:
-            _bodies.move_to_end(key)
-            return _bodies[key]
-    body = build()
-    with _bodies_lock:
-        _bodies[key] = body
-        while len(_bodies) > 16:
-            _bodies.popitem(last=False)
-    return body
+def _wants_gzip(request: HttpRequest) -> bool:
+    return "gzip" in request.headers.get("Accept-Encoding", "")
 
 
-def _family(request: Request) -> int | None:
-    value = request.query_params.get("family", "")
+def _family(request: HttpRequest) -> str:
+    value = request.GET.get("family", "")
     if value not in ("", "4", "6"):
-        raise serializers.ValidationError({"family": ["Use family=4 or family=6, or leave it out for both."]})
-    return int(value) if value else None
+        raise exceptions.ValidationError({"family": ["Use family=4 or family=6, or leave it out for both."]})
+    return value or "all"
 
 
-def _active(family: int | None):  # type: ignore[no-untyped-def]
-    queryset = Exemption.objects.active().order_by("family", "first")
-    return queryset.filter(family=family) if family else queryset
+def _snapshot(request: HttpRequest, kind: str) -> HttpResponseBase:
+    enforcement_key(request)
+    name = f"{kind}-{_family(request)}"
+    _, family = artifacts.FORMATS[name]
+    seq, at = artifacts.served_state()
+    key = f"{name}-{artifacts.version_of(seq, at)}"
+    plain_tag, gzip_tag = f'"{key}"', f'"{key}-gz"'
+    wants_gzip = _wants_gzip(request)
+    matched = _not_modified(request, (plain_tag, gzip_tag), at)
+    if isinstance(matched, str):
+        count_soon("feed_requests", result="not_modified")
+        return _finish(HttpResponseNotModified(), matched, at)
+    built = artifacts.served(name, artifacts.version_of(seq, at))
+    if matched:
+        # If-Modified-Since or "*": the tag a 200 would carry depends on the body's size.
+        large = built.size > artifacts.GZIP_OVER if built else _is_large(kind, family, seq)
+        count_soon("feed_requests", result="not_modified")
+        return _finish(HttpResponseNotModified(), gzip_tag if wants_gzip and large else plain_tag, at)
+    count_soon("feed_requests", result="full")
+    content_type = artifacts.CONTENT_TYPES[kind]
+    if built is None:
+        count_soon("feed_requests", result="streamed")
+        return _streamed(kind, family, wants_gzip, content_type, plain_tag, gzip_tag, at)
+    use_gzip = wants_gzip and built.size > artifacts.GZIP_OVER
+    path = built.gzip_name if use_gzip else built.name
+    storage = artifacts.feed_storage()
+    response: HttpResponseBase
+    if settings.FEED_STORAGE_REDIRECT:
+        response = HttpResponseRedirect(storage.url(path))
+    else:
+        try:
+            opened = storage.open(path, "rb")
+        except FileNotFoundError:
+            # The store lost the file (a wiped directory, a bucket lifecycle rule): forget the
+            # artifact so that a worker builds it again, and answer from the database meanwhile.
+            artifacts.forget(built)
+            notify_workers()
+            count_soon("feed_requests", result="streamed")
+            return _streamed(kind, family, wants_gzip, content_type, plain_tag, gzip_tag, at)
+        response = FileResponse(opened, content_type=content_type)
+        response["Content-Length"] = str(built.gzip_size if use_gzip else built.size)
+        if use_gzip:
+            response["Content-Encoding"] = "gzip"
+    return _finish(response, gzip_tag if use_gzip else plain_tag, at)
+
+
+SNAPSHOT_PATHS = {"/api/v1/feeds/exemptions.txt": "txt", "/api/v1/feeds/exemptions.json": "json"}
+
+
+def not_modified_from_memory(environ: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """The headers of a 304 to a snapshot poll, if this process can answer it from memory alone:
+    a key verified in the last second, the feed's version read in the last second, the client
+    holding its tag. None sends the request through Django as usual.
+
+    Called by the WSGI entry point before Django (portal/wsgi.py): a firewall's idle poll is
+    the feeds' commonest request, and Django's middleware would cost it several times what the
+    answer does. Nothing here reads the database or the body.
+    """
+    kind = SNAPSHOT_PATHS.get(environ.get("PATH_INFO", ""))
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if kind is None or if_none_match is None or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        return None
+    family = {"": "all", "family=4": "4", "family=6": "6"}.get(environ.get("QUERY_STRING", ""))
+    state = artifacts.remembered_state()
+    if family is None or state is None:
+        return None
+    if remembered_enforcement_key(environ.get("HTTP_AUTHORIZATION", "")) is None:
+        return None
+    key = f"{kind}-{family}-{artifacts.version_of(*state)}"
+    offered = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    matched = next((tag for tag in (f'"{key}"', f'"{key}-gz"') if tag in offered), None)
+    if matched is None:
+        return None
+    count_soon("feed_requests", result="not_modified")
+    response = _finish(HttpResponseNotModified(), matched, state[1])
+    return list(response.items())
+
+
+def _is_large(kind: str, family: int | None, seq: int) -> bool:
+    with artifacts.snapshot():
+        head = 0
+        for chunk in artifacts.chunks(kind, family, seq, limit=64):
+            head += len(chunk)
+        return head > artifacts.GZIP_OVER
+
+
+def _streamed(
+    kind: str,
+    family: int | None,
+    wants_gzip: bool,
+    content_type: str,
+    plain_tag: str,
+    gzip_tag: str,
+    at: datetime | None,
+) -> HttpResponseBase:
+    """The snapshot read from the database as it is sent; nothing of it is kept."""
+
+    def body() -> Iterator[bytes]:
+        with artifacts.snapshot() as (seq, _):
+            yield from artifacts.chunks(kind, family, seq)
+
+    pieces = body()
+    head: list[bytes] = []
+    size = 0
+    # Up to a chunk's worth is read first: a small body is sent whole (with its length), and a
+    # large one has told by then that it is over the gzip threshold.
+    for piece in pieces:
+        head.append(piece)
+        size += len(piece)
+        if size > artifacts.CHUNK_BYTES:
+            break
+    else:
+        whole = b"".join(head)
+        use_gzip = wants_gzip and size > artifacts.GZIP_OVER
+        response: HttpResponseBase = HttpResponse(
+            _gzip(whole) if use_gzip else whole, content_type=content_type
+        )
+        if use_gzip:
+            response["Content-Encoding"] = "gzip"
+        return _finish(response, gzip_tag if use_gzip else plain_tag, at)
+    stream = chain(head, pieces)
+    response = StreamingHttpResponse(_gzipped(stream) if wants_gzip else stream, content_type=content_type)
+    if wants_gzip:
+        response["Content-Encoding"] = "gzip"
+    # The body may be of a version newer than the tag read before it, never older.
+    return _finish(response, gzip_tag if wants_gzip else plain_tag, at)
+
+
+def _gzipped(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    for piece in pieces:
+        if out := compressor.compress(piece):
+            yield out
+    yield compressor.flush()
 
 
 @extend_schema(
@@ -160,18 +275,9 @@ def _active(family: int | None):  # type: ignore[no-untyped-def]
 @api_view(["GET"])
 @permission_classes([EnforcementScope])
 @renderer_classes([PassthroughRenderer])
-def exemptions_txt(request: Request) -> HttpResponse:
+def _txt_schema(request: Request) -> HttpResponse:
     """The active set, one address or CIDR block per line (Palo Alto EDL, FortiGate threat feed)."""
-    family = _family(request)
-    seq, at = feed_state()
-
-    def build() -> bytes:
-        lines = _active(family).values_list("cidr", flat=True)
-        return "".join(f"{cidr}\n" for cidr in lines).encode()
-
-    return _respond(
-        request, f"txt-{family or 'all'}-{_version(seq, at)}", at, "text/plain; charset=utf-8", build
-    )
+    raise NotImplementedError
 
 
 @extend_schema(
@@ -181,33 +287,9 @@ def exemptions_txt(request: Request) -> HttpResponse:
 @api_view(["GET"])
 @permission_classes([EnforcementScope])
 @renderer_classes([PassthroughRenderer])
-def exemptions_json(request: Request) -> HttpResponse:
+def _json_schema(request: Request) -> HttpResponse:
     """The active set with ids, tenants and expiry, and the feed cursor it reflects."""
-    family = _family(request)
-    seq, at = feed_state()
-
-    def build() -> bytes:
-        rows = (
-            _active(family)
-            .annotate(id_text=_uuid_text("id"), request_text=_uuid_text("request_id"))
-            .values_list("id_text", "tenant__external_id", "cidr", "family", "expires_at", "request_text")
-        )
-        tenants: dict[str, str] = {}  # each tenant's id, JSON-encoded once
-        items = [
-            _JSON_ITEM
-            % (
-                id_,
-                tenants.get(tenant) or tenants.setdefault(tenant, json.dumps(tenant)),
-                cidr,
-                fam,
-                f'"{expires.isoformat()}"' if expires else "null",
-                f'"{req}"' if req else "null",
-            )
-            for id_, tenant, cidr, fam, expires, req in rows
-        ]
-        return f'{{"cursor":{seq},"count":{len(items)},"exemptions":[{",".join(items)}]}}'.encode()
-
-    return _respond(request, f"json-{family or 'all'}-{_version(seq, at)}", at, "application/json", build)
+    raise NotImplementedError
 
 
 @extend_schema(
@@ -230,62 +312,98 @@ def exemptions_json(request: Request) -> HttpResponse:
 @api_view(["GET"])
 @permission_classes([EnforcementScope])
 @renderer_classes([PassthroughRenderer])
-def changes(request: Request) -> HttpResponse:
+def _changes_schema(request: Request) -> HttpResponse:
     """Changes of the active set after a cursor, in order: add/remove with the exemption.
 
     `reset: true` means the feed can't continue from this cursor: it is ahead of the feed (the
     portal was restored from a backup), or behind the changes retention keeps
     (FEED_RETENTION_DAYS). Take a fresh snapshot from exemptions.json and continue from its cursor.
     """
-    after_text = request.query_params.get("after", "")
-    limit_text = request.query_params.get("limit", "1000")
+    raise NotImplementedError
+
+
+@feed_view(documented_by=_txt_schema)
+def exemptions_txt(request: HttpRequest) -> HttpResponseBase:
+    return _snapshot(request, "txt")
+
+
+@feed_view(documented_by=_json_schema)
+def exemptions_json(request: HttpRequest) -> HttpResponseBase:
+    return _snapshot(request, "json")
+
+
+@feed_view(documented_by=_changes_schema)
+def changes(request: HttpRequest) -> HttpResponseBase:
+    enforcement_key(request)
+    after_text = request.GET.get("after", "")
+    limit_text = request.GET.get("limit", "1000")
     errors: dict[str, list[str]] = {}
     if not (after_text.isascii() and after_text.isdigit()):
         errors["after"] = ["Give after=<cursor> as a whole number, 0 or more (0 to start)."]
     if not (limit_text.isascii() and limit_text.isdigit() and 1 <= int(limit_text) <= MAX_CHANGES):
         errors["limit"] = [f"Give limit as a whole number from 1 to {MAX_CHANGES}."]
     if errors:
-        raise serializers.ValidationError(errors)
+        raise exceptions.ValidationError(errors)
     after, limit = int(after_text), int(limit_text)
-    seq, at = feed_state()
+    seq, at = artifacts.feed_state()
     # Changes up to pruned_through() may be gone: a cursor below it would skip some.
     behind = after < pruned_through()
-
-    def build() -> bytes:
-        rows = list(
-            FeedChange.objects.filter(seq__gt=after, seq__lte=seq)
-            .order_by("seq")
-            .values_list("seq", "op", "event", "exemption_id", "cidr", "family", "tenant_external_id", "at")[
-                :limit
-            ]
-        )
-        # Asked again after reading the rows: retention may have removed some of them meanwhile.
-        gap = behind or after < pruned_through()
-        if gap:
-            rows = []
-        items = [
-            {
-                "seq": s,
-                "op": op,
-                "event": ev,
-                "exemption": str(ex),
-                "block": cidr,
-                "family": fam,
-                "tenant": tenant,
-                "at": when.isoformat(),
-            }
-            for s, op, ev, ex, cidr, fam, tenant, when in rows
-        ]
-        cursor: int = rows[-1][0] if rows else after
-        payload = {
-            "changes": items,
-            "cursor": cursor,
-            "latest": seq,
-            "has_more": cursor < seq,
-            "reset": after > seq or gap,
-        }
-        return json.dumps(payload, separators=(",", ":")).encode()
-
     # Pruning doesn't move the feed's version, so the tag must say whether this cursor is behind.
-    key = f"changes-{after}-{limit}-{_version(seq, at)}{'-behind' if behind else ''}"
-    return _respond(request, key, at, "application/json", build)
+    key = f"changes-{after}-{limit}-{artifacts.version_of(seq, at)}{'-behind' if behind else ''}"
+    plain_tag, gzip_tag = f'"{key}"', f'"{key}-gz"'
+    matched = _not_modified(request, (plain_tag, gzip_tag), at)
+    if isinstance(matched, str):
+        count_soon("feed_requests", result="not_modified")
+        return _finish(HttpResponseNotModified(), matched, at)
+    # A page is at most MAX_CHANGES rows: built per request, a query and no more.
+    body = _changes_page(after, limit, seq, behind)
+    use_gzip = _wants_gzip(request) and len(body) > artifacts.GZIP_OVER
+    if matched:
+        count_soon("feed_requests", result="not_modified")
+        return _finish(HttpResponseNotModified(), gzip_tag if use_gzip else plain_tag, at)
+    count_soon("feed_requests", result="full")
+    response = HttpResponse(_gzip(body) if use_gzip else body, content_type="application/json")
+    if use_gzip:
+        response["Content-Encoding"] = "gzip"
+    return _finish(response, gzip_tag if use_gzip else plain_tag, at)
+
+
+def _gzip(body: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return compressor.compress(body) + compressor.flush()
+
+
+def _changes_page(after: int, limit: int, seq: int, behind: bool) -> bytes:
+    rows = list(
+        FeedChange.objects.filter(seq__gt=after, seq__lte=seq)
+        .order_by("seq")
+        .values_list("seq", "op", "event", "exemption_id", "cidr", "family", "tenant_external_id", "at")[
+            :limit
+        ]
+    )
+    # Asked again after reading the rows: retention may have removed some of them meanwhile.
+    gap = behind or after < pruned_through()
+    if gap:
+        rows = []
+    items = [
+        {
+            "seq": s,
+            "op": op,
+            "event": ev,
+            "exemption": str(ex),
+            "block": cidr,
+            "family": fam,
+            "tenant": tenant,
+            "at": when.isoformat(),
+        }
+        for s, op, ev, ex, cidr, fam, tenant, when in rows
+    ]
+    cursor: int = rows[-1][0] if rows else after
+    payload = {
+        "changes": items,
+        "cursor": cursor,
+        "latest": seq,
+        "has_more": cursor < seq,
+        "reset": after > seq or gap,
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()

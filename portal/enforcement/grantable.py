@@ -69,12 +69,23 @@ def ensure_still_grantable(networks: list[Network], *, req: UnblockRequest) -> N
 
 def _size_problem(network: Network) -> str:
     limit = settings.MAX_BLOCK_V4 if network.version == 4 else settings.MAX_BLOCK_V6
-    if network.prefixlen < limit:
-        return (
-            f"{network} is too large: one request may name blocks up to /{limit} for "
-            f"IPv{network.version}. Split it into /{limit} blocks or list the addresses that send mail."
-        )
-    return ""
+    if network.prefixlen >= limit:
+        return ""
+    too_large = (
+        f"{network} is too large: one request may name blocks up to /{limit} for IPv{network.version}."
+    )
+    most = settings.MAX_ADDRESSES_PER_REQUEST
+    parts = 2 ** (limit - network.prefixlen)
+    if parts <= most:
+        # Advice the customer can paste back: the exact blocks, which fit in one request.
+        blocks = ", ".join(str(block) for block in network.subnets(new_prefix=limit))
+        return f"{too_large} Enter it as these {parts} blocks instead: {blocks}."
+    # More blocks than a request takes: splitting can't work, so name what does.
+    return (
+        f"{too_large} It would take {parts:,} blocks of /{limit}, and a request takes at most {most} "
+        f"entries. List only the addresses that send mail, one per line (a mail server usually "
+        f"needs one or two), or the /{limit} blocks they are in."
+    )
 
 
 def _overlap_within(network: Network, earlier: list[Network]) -> str:

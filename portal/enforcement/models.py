@@ -5,7 +5,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.db.models.functions import UUID4
 from django.utils import timezone
@@ -93,6 +93,27 @@ class FeedChange(models.Model):
         return f"#{self.seq} {self.op} {self.cidr}"
 
 
+class FeedArtifact(models.Model):
+    """One snapshot format of one feed version, built once by a worker and stored under the
+    hash of its content (portal/enforcement/artifacts.py); web processes only look it up."""
+
+    format = models.CharField(max_length=16)
+    version = models.CharField(max_length=48)
+    seq = models.BigIntegerField()
+    name = models.CharField(max_length=200)
+    size = models.BigIntegerField()
+    gzip_name = models.CharField(max_length=200)
+    gzip_size = models.BigIntegerField()
+    built_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # Every full-body feed request looks its artifact up by format and version.
+        constraints = [models.UniqueConstraint(fields=["format", "version"], name="feedartifact_version")]
+
+    def __str__(self) -> str:
+        return f"{self.format} {self.version}"
+
+
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
@@ -165,6 +186,34 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         now = timezone.now()
         return self.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now).filter(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        )
+
+    def claim_due(self, limit: int, lease: timedelta) -> list[Delivery]:
+        """Claim up to `limit` due messages of enabled endpoints, oldest first, for `lease`.
+
+        On PostgreSQL one statement: the rows another worker is claiming are skipped, not
+        waited for, and no row is claimed twice. Elsewhere one conditional UPDATE per row.
+        """
+        due = self.due().filter(endpoint__enabled=True).order_by("next_attempt_at", "id")
+        if connection.vendor != "postgresql":
+            claimed = [d.pk for d in due.only("pk")[:limit] if d.claim(lease)]
+        else:
+            now = timezone.now()
+            locking = due.select_for_update(skip_locked=True, of=("self",)).values("pk")[:limit]
+            with transaction.atomic():  # FOR UPDATE compiles only inside one
+                candidates, params = locking.query.sql_with_params()
+            table = connection.ops.quote_name(Delivery._meta.db_table)
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET claimed_until = %s, attempts = attempts + 1 "  # noqa: S608
+                    f"WHERE id IN ({candidates}) RETURNING id",
+                    [now + lease, *params],
+                )
+                claimed = [pk for (pk,) in cursor.fetchall()]
+        return list(
+            Delivery.objects.filter(pk__in=claimed)
+            .select_related("endpoint")
+            .order_by("next_attempt_at", "id")
         )
 
 

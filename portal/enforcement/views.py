@@ -59,7 +59,6 @@ def exemption_list(request: HttpRequest) -> HttpResponse:
             "state": state,
             "q": q,
             "states": ExemptionState.choices,
-            "reason_form": ReasonForm(),
             "dnsbl_pass": last_dnsbl_pass(),
         },
     )
@@ -156,8 +155,7 @@ def delivery_redeliver(request: HtmxHttpRequest, endpoint_id: UUID, delivery_id:
         # The button swaps the delivery log in place, showing the message pending again.
         endpoint = delivery.endpoint
         deliveries = endpoint.deliveries.prefetch_related("attempt_log")[:100]
-        return render(
-            request, "enforcement/webhook.html#log", {"endpoint": endpoint, "deliveries": deliveries}
-        )
+        context = {"endpoint": endpoint, "deliveries": deliveries, "redelivered": delivery}
+        return render(request, "enforcement/webhook.html#log", context)
     messages.success(request, f"{delivery.message_id} queued again (same webhook-id).")
     return redirect("staff:webhook", endpoint_id=endpoint_id)

@@ -10,6 +10,8 @@ import logging
 import os
 import random
 import socket
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from portal.accounts.models import Actor
@@ -77,13 +79,15 @@ class Result:
         return self.status is not None and 200 <= self.status < 300
 
 
-def send(delivery: Delivery) -> Result:
+def send(delivery: Delivery, pool: outbound.Pool | None = None) -> Result:
     """The HTTP part only, so that it can run in a thread without touching the database."""
     body = delivery.body.encode()
+    headers = headers_for(delivery, int(time.time()))
     try:
-        response = outbound.post(
-            delivery.endpoint.url, body, headers_for(delivery, int(timezone.now().timestamp())), policy()
-        )
+        if pool is None:
+            response = outbound.post(delivery.endpoint.url, body, headers, policy())
+        else:
+            response = pool.post(delivery.endpoint.url, body, headers)
     except outbound.TransportError as exc:
         return Result(None, "", None, 0, str(exc)[:500], exc.permanent)
     return Result(
@@ -116,34 +120,81 @@ def next_attempt_at(attempts: int, result: Result) -> datetime | None:
     return timezone.now() + timedelta(seconds=delay)
 
 
-def deliver_due_webhooks(limit: int = 100) -> int:
-    """Send one round of due messages; returns how many were attempted."""
-    # A send takes at most connect + total timeout (the transport enforces both); the margin
-    # covers recording the result. A killed worker's messages are retried after this.
-    lease = timedelta(seconds=settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_TIMEOUT + 10)
-    candidates = (
-        Delivery.objects.due()
-        .filter(endpoint__enabled=True)
-        .select_related("endpoint")
-        .order_by("next_attempt_at")
-    )[:limit]
-    # Claim no more than the pool sends at once: a claimed message waiting for a free thread
-    # could outlive its lease and be sent by another worker at the same time.
-    claimed: list[Delivery] = []
-    for candidate in candidates:
-        if len(claimed) == settings.WEBHOOK_CONCURRENCY:
-            break
-        if candidate.claim(lease):
-            claimed.append(candidate)
+# How long a worker goes on starting sends from one batch; the rest of the batch goes back.
+SEND_WINDOW_SECONDS = 10
+
+
+def lease() -> timedelta:
+    # The last send starts within the window and takes at most connect + total timeout (the
+    # transport enforces both); the margin covers recording the results. A killed worker's
+    # messages are retried after this.
+    return timedelta(
+        seconds=SEND_WINDOW_SECONDS + settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_TIMEOUT + 10
+    )
+
+
+def deliver_due_webhooks(limit: int | None = None) -> int:
+    """Send one batch of due messages; returns how many were attempted.
+
+    Each endpoint's share of the batch goes out in claim order over one kept-alive connection,
+    the endpoints in parallel (at most WEBHOOK_CONCURRENCY at once); the results are written in
+    one transaction.
+    """
+    claimed = Delivery.objects.claim_due(limit or settings.WEBHOOK_BATCH_SIZE, lease())
     if not claimed:
         return 0
+    # Sends start only within the window, so each ends within the lease; the rest go back
+    # unattempted rather than wait their turn while their lease runs out.
+    send_by = time.monotonic() + SEND_WINDOW_SECONDS
+    by_endpoint: dict[uuid.UUID, list[Delivery]] = {}
     for delivery in claimed:
-        delivery.refresh_from_db(fields=["attempts"])
-    with ThreadPoolExecutor(max_workers=settings.WEBHOOK_CONCURRENCY) as pool:
-        results = list(pool.map(send, claimed))
-    for delivery, result in zip(claimed, results, strict=True):
-        record_result(delivery, result)
-    return len(claimed)
+        by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery)
+    workers = min(settings.WEBHOOK_CONCURRENCY, len(by_endpoint))
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        sent = list(threads.map(lambda batch: _send_in_order(batch, send_by), by_endpoint.values()))
+    results = [pair for pairs in sent for pair in pairs]
+    record_results(results)
+    attempted = {delivery.pk for delivery, _ in results}
+    unsent = [d.pk for d in claimed if d.pk not in attempted]
+    if unsent:
+        Delivery.objects.filter(pk__in=unsent).update(claimed_until=None, attempts=F("attempts") - 1)
+    _close_idle_pools()
+    return len(results)
+
+
+# Kept-alive connections per endpoint origin and policy, across batches: the lane that sends
+# is one thread, and each endpoint's messages of a batch are sent by one thread at a time.
+_pools: dict[tuple[uuid.UUID, str, outbound.Policy], outbound.Pool] = {}
+POOL_IDLE_SECONDS = 60
+
+
+def _pool_for(endpoint: WebhookEndpoint, current: outbound.Policy) -> outbound.Pool:
+    key = (endpoint.pk, endpoint.url, current)
+    pool = _pools.get(key)
+    if pool is None:
+        pool = _pools[key] = outbound.Pool(endpoint.url, current, max_idle=1)
+    return pool
+
+
+def _close_idle_pools() -> None:
+    cutoff = time.monotonic() - POOL_IDLE_SECONDS
+    for key, pool in list(_pools.items()):
+        if pool.last_used < cutoff:
+            _pools.pop(key).close()
+
+
+def _send_in_order(batch: list[Delivery], send_by: float) -> list[tuple[Delivery, Result]]:
+    current = policy()
+    try:
+        pool: outbound.Pool | None = _pool_for(batch[0].endpoint, current)
+    except outbound.TransportError:
+        pool = None  # a URL the transport refuses: send() records why, permanently
+    results = []
+    for delivery in batch:
+        if time.monotonic() > send_by:
+            break
+        results.append((delivery, send(delivery, pool)))
+    return results
 
 
 def seconds_until_next_webhook() -> float | None:
@@ -158,41 +209,77 @@ def seconds_until_next_webhook() -> float | None:
 
 
 def record_result(delivery: Delivery, result: Result) -> None:
+    record_results([(delivery, result)])
+
+
+def record_results(results: list[tuple[Delivery, Result]]) -> None:
+    """One transaction for a batch: the attempts in one INSERT, the successes in one UPDATE."""
+    if not results:
+        return
     now = timezone.now()
-    endpoint = delivery.endpoint
     with transaction.atomic():
-        Attempt.objects.create(
-            delivery=delivery,
-            at=now,
-            status_code=result.status,
-            duration_ms=result.duration_ms,
-            response_excerpt=result.excerpt,
-            error=result.error,
-            worker=WORKER_NAME,
+        Attempt.objects.bulk_create(
+            Attempt(
+                delivery=delivery,
+                at=now,
+                status_code=result.status,
+                duration_ms=result.duration_ms,
+                response_excerpt=result.excerpt,
+                error=result.error,
+                worker=WORKER_NAME,
+            )
+            for delivery, result in results
         )
         # A counter, not a count of Attempt rows: /metrics stays cheap and doesn't go backwards
         # when retention prunes old attempts.
-        metrics.count("webhook_attempts", result="success" if result.ok else "failure")
-        if result.ok:
-            Delivery.objects.filter(pk=delivery.pk).update(
-                state=DeliveryState.DELIVERED, delivered_at=now, claimed_until=None, last_status=result.status
+        succeeded = [(d, r) for d, r in results if r.ok]
+        if succeeded:
+            metrics.count("webhook_attempts", result="success", by=len(succeeded))
+        if len(succeeded) < len(results):
+            metrics.count("webhook_attempts", result="failure", by=len(results) - len(succeeded))
+        by_status: dict[int | None, list[int]] = {}
+        for delivery, result in succeeded:
+            by_status.setdefault(result.status, []).append(delivery.pk)
+        for status, ids in by_status.items():
+            Delivery.objects.filter(pk__in=ids).update(
+                state=DeliveryState.DELIVERED, delivered_at=now, claimed_until=None, last_status=status
             )
-            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
-            return
-        if result.status == 410:
-            Delivery.objects.filter(pk=delivery.pk).update(
-                state=DeliveryState.FAILED, claimed_until=None, last_status=410
+        # An endpoint is failing or not by its latest answer, as if each were recorded in turn.
+        latest = {delivery.endpoint_id: (delivery, result) for delivery, result in results}
+        recovered = [endpoint_id for endpoint_id, (_, r) in latest.items() if r.ok]
+        if recovered:
+            WebhookEndpoint.objects.filter(pk__in=recovered, failing_since__isnull=False).update(
+                failing_since=None
             )
-            disable_endpoint(endpoint, "The endpoint answered 410 Gone.")
-            return
-        retry_at = None if result.permanent else next_attempt_at(delivery.attempts, result)
+        # Answered once and failed since: failing from now, not from before that success.
+        relapsed = {d.endpoint_id for d, _ in succeeded} - set(recovered)
+        if relapsed:
+            WebhookEndpoint.objects.filter(pk__in=relapsed).update(failing_since=now)
+        for delivery, result in results:
+            if not result.ok:
+                _record_failure(delivery, result, now, latest_for_endpoint=latest[delivery.endpoint_id][1])
+
+
+def _record_failure(
+    delivery: Delivery, result: Result, now: datetime, *, latest_for_endpoint: Result
+) -> None:
+    if result.status == 410:
         Delivery.objects.filter(pk=delivery.pk).update(
-            state=DeliveryState.PENDING if retry_at else DeliveryState.FAILED,
-            next_attempt_at=retry_at or now,
-            claimed_until=None,
-            last_status=result.status,
+            state=DeliveryState.FAILED, claimed_until=None, last_status=410
         )
-        WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+        disable_endpoint(delivery.endpoint, "The endpoint answered 410 Gone.")
+        return
+    retry_at = None if result.permanent else next_attempt_at(delivery.attempts, result)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        state=DeliveryState.PENDING if retry_at else DeliveryState.FAILED,
+        next_attempt_at=retry_at or now,
+        claimed_until=None,
+        last_status=result.status,
+    )
+    if not latest_for_endpoint.ok:
+        WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=True).update(
+            failing_since=now
+        )
 
 
 def disable_endpoint(endpoint: WebhookEndpoint, reason: str) -> None:

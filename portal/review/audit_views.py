@@ -18,9 +18,21 @@ from portal.lib.keyset import SortKey, paginate
 KEYS = (SortKey("at", True, datetime), SortKey("id", True, int))
 
 
+def action_choices() -> list[tuple[str, object]]:
+    """ "Any action", then the actions on record grouped by area, each area's group led by "all"."""
+    actions = AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct()
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for action in actions:
+        area = action.split(".", 1)[0]
+        groups.setdefault(area, [(f"{area}.", f"All {area} actions")]).append((action, action))
+    return [("", "Any action"), *groups.items()]
+
+
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=200)
-    action = forms.CharField(required=False, max_length=64)
+    # Text, not a ChoiceField: the filter is a prefix ("review." is every review action), and an
+    # old link with an action no longer in the list should narrow the log, not reset the form.
+    action = forms.CharField(required=False, max_length=64, widget=forms.Select)
     object_id = forms.CharField(required=False, max_length=64, label="Object id")
     tenant = forms.CharField(required=False, max_length=100, label="Tenant id")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -50,6 +62,7 @@ def filtered_events(form: AuditFilterForm) -> AuditEventQuerySet:
 @staff_required
 def audit_log(request: HtmxHttpRequest) -> HttpResponse | StreamingHttpResponse:
     form = AuditFilterForm(request.GET or None)
+    form.fields["action"].widget.choices = action_choices()
     events = filtered_events(form).select_related("tenant")
     if request.GET.get("format") == "csv":
         return _csv(events)

@@ -91,7 +91,7 @@ class ApproveForm(forms.Form):
     )
     note = forms.CharField(required=False, max_length=TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def __init__(self, *args: Any, cidrs: list[str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, cidrs: list[str], offer_no_expiry: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["cidrs"]
         assert isinstance(field, forms.MultipleChoiceField)
@@ -101,6 +101,10 @@ class ApproveForm(forms.Form):
         expiry.initial = str(settings.EXEMPTION_DEFAULT_DAYS)
         if expiry.initial not in dict(expiry.choices):  # type: ignore[attr-defined]
             expiry.choices = [(expiry.initial, f"{expiry.initial} days"), *expiry.choices]  # type: ignore[attr-defined]
+        if not offer_no_expiry:
+            # Shown to reviewers without "never": the page says why instead of offering it. A
+            # posted "never" still reaches the workflow, which refuses it with the reason.
+            expiry.widget.choices = [c for c in expiry.choices if c[0] != "never"]  # type: ignore[attr-defined]
 
     def expires_at(self) -> Any:
         value = self.cleaned_data["expiry"]
@@ -120,6 +124,11 @@ class DenyForm(forms.Form):
         label="Message to the customer",
         widget=forms.Textarea(attrs={"rows": 3}),
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The note form on the same page has a "text" field too: keep the ids apart.
+        kwargs.setdefault("auto_id", "deny_%s")
+        super().__init__(*args, **kwargs)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -141,10 +150,18 @@ class NoteForm(forms.Form):
         max_length=TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 2}), label="Internal note"
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "note_%s")
+        super().__init__(*args, **kwargs)
+
 
 class AssignForm(forms.Form):
     assignee = forms.ModelChoiceField(
-        queryset=User.objects.none(), required=False, empty_label="Nobody (release)"
+        queryset=User.objects.none(),
+        required=False,
+        empty_label="Nobody (release)",
+        # It sits next to its button in the page head, with no room for a visible label.
+        widget=forms.Select(attrs={"aria-label": "Assign to"}),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

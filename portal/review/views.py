@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -38,11 +38,13 @@ from portal.review.forms import (
     QuestionForm,
     QueueFilterForm,
 )
+from portal.review.models import Approval, DenialReason
 from portal.review.policy import four_eyes_reasons, is_approver
 from portal.telemetry.charts import Port25Chart, port25_chart
 from portal.telemetry.models import SmtpHour
-from portal.unblock.models import OPEN_STATES, RequestedBlock, UnblockRequest
+from portal.unblock.models import OPEN_STATES, Message, MessageKind, RequestedBlock, UnblockRequest
 from portal.vetting.checks import addresses_of
+from portal.vetting.findings import CHECK_TITLES
 from portal.vetting.models import RiskBand
 from portal.vetting.summary import summarize
 from portal.workflows import decisions
@@ -67,6 +69,8 @@ class QueueRow:
     req: UnblockRequest
     overdue: bool
     failing: list[str]
+    customer_replied: bool
+    awaits_second_approval: bool
 
     @classmethod
     def of(cls, req: UnblockRequest, *, now: datetime) -> QueueRow:
@@ -74,8 +78,38 @@ class QueueRow:
         return cls(
             req=req,
             overdue=waited > settings.REVIEW_SLA_HOURS * 3600,
-            failing=[c for c in req.failing_checks.split(",") if c],
+            failing=[CHECK_TITLES.get(c, c) for c in req.failing_checks.split(",") if c],
+            customer_replied=getattr(req, "last_public_kind", None) == MessageKind.ANSWER,
+            awaits_second_approval=bool(getattr(req, "awaits_second_approval", False)),
         )
+
+
+# Column headers that sort: what a click asks for, by the current order. Each is one of
+# SORT_KEYS, so paging stays keyset-safe; the links drop the cursor, which belongs to one order.
+SORT_HEADERS = {
+    "waiting": {"oldest": "newest", "newest": "oldest", "risk": "oldest"},
+    "risk": {"oldest": "risk", "newest": "risk", "risk": "oldest"},
+}
+# aria-sort of the column the queue is sorted by ("oldest first" is the longest wait first).
+ARIA_SORT = {
+    "oldest": ("waiting", "descending"),
+    "newest": ("waiting", "ascending"),
+    "risk": ("risk", "descending"),
+}
+
+
+def _sort_headers(params: QueryDict, sort: str) -> dict[str, dict[str, str]]:
+    headers = {}
+    for column, next_sort in SORT_HEADERS.items():
+        query = params.copy()
+        query.pop("after", None)
+        query["sort"] = next_sort[sort]
+        sorted_by, direction = ARIA_SORT[sort]
+        headers[column] = {
+            "url": "?" + query.urlencode(),
+            "aria_sort": direction if sorted_by == column else "",
+        }
+    return headers
 
 
 def _get_request_for_staff(request_id: UUID) -> UnblockRequest:
@@ -89,7 +123,15 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     reqs = form.apply(UnblockRequest.objects.open(), user=request.user)
     sort = str(request.GET.get("sort")) if request.GET.get("sort") in dict(SORTS) else "oldest"
     page = paginate(
-        reqs.annotate(risk=Coalesce("risk_score", -1))
+        reqs.annotate(
+            risk=Coalesce("risk_score", -1),
+            last_public_kind=Subquery(
+                Message.objects.filter(request=OuterRef("pk"), internal=False)
+                .order_by("-created_at")
+                .values("kind")[:1]
+            ),
+            awaits_second_approval=Exists(Approval.objects.filter(request=OuterRef("pk"), final=False)),
+        )
         .select_related("tenant", "assignee")
         .prefetch_related("blocks"),
         SORT_KEYS[sort],
@@ -105,6 +147,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "rows": [QueueRow.of(req, now=now) for req in page.rows],
         "params": params.urlencode(),
         "sla_hours": settings.REVIEW_SLA_HOURS,
+        "sort_headers": _sort_headers(request.GET, sort),
     }
     template = "review/queue.html"
     if request.htmx and request.htmx.target == "queue-table":
@@ -114,7 +157,8 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     by_band = dict(open_reqs.values_list("risk_band").annotate(n=Count("id")))
     context["state_counts"] = [(s.value, s.label, by_state.get(s.value, 0)) for s in OPEN_STATES]
     context["band_counts"] = [(value, label, by_band.get(value, 0)) for value, label in RiskBand.choices]
-    context["bulk_form"] = BulkForm()
+    context["bulk_form"] = BulkForm(auto_id="bulk_%s")
+    context["canned_texts"] = {str(r.pk): r.text for r in DenialReason.objects.filter(active=True)}
     return render(request, template, context)
 
 
@@ -133,6 +177,8 @@ def _detail_context(request: HttpRequest, req: UnblockRequest, **forms: object) 
     approvals = list(req.approvals.select_related("approver"))
     # Under four-eyes the final approval confirms the first one's addresses: preselect those.
     first = next((a for a in approvals if not a.final), None)
+    user = user_of(request)
+    approver = is_approver(user)
     context: dict[str, object] = {
         "req": req,
         "vetting": forms.pop("vetting", None) or summarize(req, for_staff=True),
@@ -144,10 +190,16 @@ def _detail_context(request: HttpRequest, req: UnblockRequest, **forms: object) 
         "exemptions": req.tenant.exemptions.order_by("-created_at")[:10],
         "approvals": approvals,
         "four_eyes": four_eyes_reasons(req),
-        "is_approver": is_approver(user_of(request)),
+        "is_approver": approver,
         "trail": AuditEvent.objects.for_object(req).order_by("at", "id"),
-        "approve_form": ApproveForm(cidrs=cidrs, initial={"cidrs": first.cidrs} if first else None),
+        "approve_form": ApproveForm(
+            cidrs=cidrs,
+            initial={"cidrs": first.cidrs} if first else None,
+            offer_no_expiry=approver,
+        ),
+        "approve_blocked": _why_not_approve(user, first, approver=approver),
         "deny_form": DenyForm(),
+        "canned_texts": {str(r.pk): r.text for r in DenialReason.objects.filter(active=True)},
         "question_form": QuestionForm(),
         "note_form": NoteForm(),
         "assign_form": AssignForm(initial={"assignee": req.assignee_id}),
@@ -155,6 +207,17 @@ def _detail_context(request: HttpRequest, req: UnblockRequest, **forms: object) 
     }
     context.update(forms)
     return context
+
+
+def _why_not_approve(user: User, first: Approval | None, *, approver: bool) -> str:
+    """Why this person can't give the final approval, in the workflow's own words; "" if they can."""
+    if first is None:
+        return ""
+    if first.approver_id == user.pk:
+        return "You gave the first approval; the final approval must come from another person."
+    if not approver:
+        return "The final approval of this request needs someone with the approver role."
+    return ""
 
 
 def request_port25_chart(req: UnblockRequest) -> Port25Chart:

@@ -4,16 +4,15 @@ The upsert is one statement per batch, `INSERT … ON CONFLICT (family, first, h
 blocked = blocked + excluded.blocked …`, so that two agents (or two reports) counting the same
 address in the same hour add up instead of overwriting each other, without reading first.
 `bulk_create(update_conflicts=True)` can only overwrite. PostgreSQL gets the whole report as
-arrays through `unnest` (one round trip for 100,000 rows); SQLite, which has the same ON CONFLICT
-clause but no arrays, gets multi-row VALUES in batches under its limit of bound variables.
-Both return the totals after the update, from which the caller sees which rows just crossed a
-threshold: that is what makes a signal fire once, however the counts arrive.
+one text per column, split into arrays for `unnest` (one round trip for 100,000 rows); SQLite,
+which has the same ON CONFLICT clause but no arrays, gets multi-row VALUES in batches under its
+limit of bound variables. Both return the totals after the update, from which the caller sees
+which rows just crossed a threshold: that is what makes a signal fire once, however the counts arrive.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,20 +31,40 @@ SQLITE_BATCH = 3000  # rows per statement: 9 bound variables each, under SQLite'
 
 
 @dataclass(frozen=True)
-class HourCount:
-    """What one report adds to one address's hour."""
+class ReportCounts:
+    """A report's counts as columns, one position per distinct address: a report of 100,000
+    addresses is six lists here, not 100,000 objects."""
 
-    address: Address
-    blocked: int
-    accepted: int
-    tenant_id: UUID | None
+    cidrs: list[str]  # each address as `cidr` stores it
+    families: list[int]
+    numbers: list[int]  # the address as an integer, for prefix look-ups
+    blocked: list[int]
+    accepted: list[int]
+    observed: list[int]  # verdict unknown (flow data): classified by the exemptions in force
+
+    def __len__(self) -> int:
+        return len(self.cidrs)
+
+
+@dataclass(frozen=True)
+class HourCounts:
+    """What one report adds to each address's hour (columns, like `ReportCounts`)."""
+
+    cidrs: list[str]
+    families: list[int]
+    numbers: list[int]
+    blocked: list[int]
+    accepted: list[int]
+    tenant_ids: list[UUID | None]
 
 
 @dataclass(frozen=True)
 class HourTotal:
     """An address's hour after the upsert, with what this report added to it."""
 
-    address: Address
+    cidr: str
+    family: int
+    number: int
     hour: datetime
     blocked: int
     accepted: int
@@ -54,8 +73,8 @@ class HourTotal:
     tenant_id: UUID | None
 
     @property
-    def cidr(self) -> str:
-        return str(self.address)
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.cidr)
 
     def crossed(self, field: str, threshold: float) -> bool:
         """True if this report took the count from at or below `threshold` to above it."""
@@ -68,40 +87,35 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def span_q(addresses: Iterable[Address]) -> Q:
-    """Blocks that may contain one of `addresses`: per family, those overlapping [lowest, highest]."""
-    by_family: dict[int, list[int]] = {}
-    for address in addresses:
-        by_family.setdefault(address.version, []).append(int(address))
+def span_q(families: list[int], numbers: list[int]) -> Q:
+    """Blocks that may contain one of the addresses: per family, those overlapping [lowest, highest]."""
     q = Q(pk__in=[])
-    for version, numbers in by_family.items():
-        width = 8 if version == 4 else 32
-        low, high = f"{min(numbers):0{width}x}", f"{max(numbers):0{width}x}"
-        q |= Q(family=version, first__lte=high, last__gte=low)
+    for version in (4, 6):
+        of_family = [n for f, n in zip(families, numbers, strict=True) if f == version]
+        if of_family:
+            width = 8 if version == 4 else 32
+            low, high = f"{min(of_family):0{width}x}", f"{max(of_family):0{width}x}"
+            q |= Q(family=version, first__lte=high, last__gte=low)
     return q
 
 
-def holders_at(addresses: list[Address], when: datetime) -> dict[Address, UUID]:
-    """The tenant that held each address at `when` (addresses nobody held are left out)."""
-    if not addresses:
-        return {}
+def holders_at(families: list[int], numbers: list[int], when: datetime) -> list[UUID | None]:
+    """The tenant that held each address at `when` (None where nobody did)."""
+    if not numbers:
+        return []
     holders: PrefixMap[UUID] = PrefixMap()
-    allocations = Allocation.objects.held_at(when).filter(span_q(addresses))
+    allocations = Allocation.objects.held_at(when).filter(span_q(families, numbers))
     # Most recent assignment first: where two rows overlap, the newer one describes `when`.
     for cidr, holder in allocations.order_by("-assigned_at").values_list("cidr", "tenant_id"):
         holders.add(cidr, holder)
     if not holders:
-        return {}
-    found = {}
-    for address in addresses:
-        tenant_id = holders.get(address)
-        if tenant_id is not None:
-            found[address] = tenant_id
-    return found
+        return [None] * len(numbers)
+    get = holders.get_number
+    return [get(f, n) for f, n in zip(families, numbers, strict=True)]
 
 
 def upsert_hours(
-    hour: datetime, counts: list[HourCount], *, estimated: bool, over: tuple[int, int] = (-1, -1)
+    hour: datetime, counts: HourCounts, *, estimated: bool, over: tuple[int, int] = (-1, -1)
 ) -> list[HourTotal]:
     """Add `counts` to their address-hour rows, creating them as needed; the new totals of the
     rows with more than `over` = (blocked, accepted) connections (all rows by default).
@@ -110,27 +124,34 @@ def upsert_hours(
     that may have crossed a threshold keeps a 100,000-address report from shipping 100,000 rows
     back to Python.
     """
-    if not counts:
+    if not counts.cidrs:
         return []
-    by_cidr = {str(c.address): c for c in counts}
+    firsts = [
+        f"{n:08x}" if f == 4 else f"{n:032x}" for f, n in zip(counts.families, counts.numbers, strict=True)
+    ]
     if connection.vendor == "postgresql":
-        returned = _upsert_postgresql(hour, counts, estimated, over)
+        returned = _upsert_postgresql(hour, counts, firsts, estimated, over)
     else:
         returned = []
-        for start in range(0, len(counts), SQLITE_BATCH):
-            returned += _upsert_sqlite(hour, counts[start : start + SQLITE_BATCH], estimated)
+        for start in range(0, len(firsts), SQLITE_BATCH):
+            returned += _upsert_sqlite(hour, counts, firsts, start, estimated)
         returned = [row for row in returned if row[1] > over[0] or row[2] > over[1]]
+    if not returned:
+        return []
+    position = dict(zip(counts.cidrs, range(len(firsts)), strict=True))
     totals = []
     for cidr, blocked, accepted, tenant_id in returned:
-        count = by_cidr[cidr]
+        i = position[cidr]
         totals.append(
             HourTotal(
-                address=count.address,
+                cidr=cidr,
+                family=counts.families[i],
+                number=counts.numbers[i],
                 hour=hour,
                 blocked=blocked,
                 accepted=accepted,
-                added_blocked=count.blocked,
-                added_accepted=count.accepted,
+                added_blocked=counts.blocked[i],
+                added_accepted=counts.accepted[i],
                 tenant_id=_uuid(tenant_id),
             )
         )
@@ -159,48 +180,50 @@ def _table() -> str:
     return connection.ops.quote_name(SmtpHour._meta.db_table)
 
 
-def _first(address: Address) -> str:
-    # What `bounds()` gives for a single address, without building a network object for each.
-    return f"{int(address):0{8 if address.version == 4 else 32}x}"
+def _joined(values: list[Any]) -> str:
+    # psycopg adapts a list element by element in Python; one comma-joined string per column,
+    # split by PostgreSQL's string_to_array, costs a join (no value here contains a comma).
+    return ",".join(map(str, values))
 
 
 def _upsert_postgresql(
-    hour: datetime, counts: list[HourCount], estimated: bool, over: tuple[int, int]
+    hour: datetime, counts: HourCounts, firsts: list[str], estimated: bool, over: tuple[int, int]
 ) -> list[tuple[Any, ...]]:
-    cidrs = [str(c.address) for c in counts]
-    families = [c.address.version for c in counts]
-    firsts = [_first(c.address) for c in counts]
-    blocked = [c.blocked for c in counts]
-    accepted = [c.accepted for c in counts]
-    tenants = [c.tenant_id for c in counts]
+    tenants = ",".join("" if t is None else str(t) for t in counts.tenant_ids)
     # A data-modifying CTE, so that only the rows over `over` come back.
     sql = (
         f'WITH up AS (INSERT INTO {_table()} AS t (cidr, family, "first", "last", hour, blocked, '  # noqa: S608 - table name from the model, values bound
         "accepted, estimated, tenant_id) "
         "SELECT u.cidr, u.family, u.first, u.first, %s, u.blocked, u.accepted, %s, u.tenant_id "
-        "FROM unnest(%s::varchar[], %s::smallint[], %s::varchar[], %s::bigint[], %s::bigint[], "
-        "%s::uuid[]) AS u(cidr, family, first, blocked, accepted, tenant_id) "
+        "FROM unnest(string_to_array(%s, ','), string_to_array(%s, ',')::smallint[], "
+        "string_to_array(%s, ','), string_to_array(%s, ',')::bigint[], "
+        "string_to_array(%s, ',')::bigint[], string_to_array(%s, ',', '')::uuid[]) "
+        "AS u(cidr, family, first, blocked, accepted, tenant_id) "
         + _on_conflict()
         + ") SELECT cidr, blocked, accepted, tenant_id FROM up WHERE blocked > %s OR accepted > %s"
     )
+    params: list[Any] = [hour, estimated, _joined(counts.cidrs), _joined(counts.families), ",".join(firsts)]
+    params += [_joined(counts.blocked), _joined(counts.accepted), tenants, over[0], over[1]]
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [hour, estimated, cidrs, families, firsts, blocked, accepted, tenants, over[0], over[1]]
-        )
+        cursor.execute(sql, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
         return rows
 
 
-def _upsert_sqlite(hour: datetime, counts: list[HourCount], estimated: bool) -> list[tuple[Any, ...]]:
+def _upsert_sqlite(
+    hour: datetime, counts: HourCounts, firsts: list[str], start: int, estimated: bool
+) -> list[tuple[Any, ...]]:
     stored_hour = connection.ops.adapt_datetimefield_value(hour)
     tenant_field = SmtpHour._meta.get_field("tenant")
     params: list[Any] = []
-    for c in counts:
-        tenant = tenant_field.get_db_prep_value(c.tenant_id, connection) if c.tenant_id else None
-        first = _first(c.address)
-        params += [str(c.address), c.address.version, first, first, stored_hour, c.blocked, c.accepted]
-        params += [estimated, tenant]
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(counts))
+    end = min(start + SQLITE_BATCH, len(firsts))
+    for i in range(start, end):
+        tenant_id = counts.tenant_ids[i]
+        tenant = tenant_field.get_db_prep_value(tenant_id, connection) if tenant_id else None
+        first = firsts[i]
+        params += [counts.cidrs[i], counts.families[i], first, first, stored_hour]
+        params += [counts.blocked[i], counts.accepted[i], estimated, tenant]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * (end - start))
     sql = (
         f'INSERT INTO {_table()} AS t (cidr, family, "first", "last", hour, blocked, accepted, '  # noqa: S608 - table name from the model, values bound
         f"estimated, tenant_id) VALUES {values} " + _on_conflict()

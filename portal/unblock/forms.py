@@ -122,10 +122,22 @@ class UnblockRequestForm(forms.Form):
                 self.add_error("addresses", exc)
             else:
                 cleaned["addresses"] = entries
-        if self.submitting and not self.errors:
+        if self.submitting:
+            # Every problem at once: a blank field is reported next to the invalid ones, not on
+            # the next submit. A field that is already wrong isn't also called missing.
             for name, message in rules.missing_for_submit(self.to_data()).items():
-                self.add_error(name, message)
+                if name not in self.errors:
+                    self.add_error(name, message)
         return cleaned
+
+    def error_summary(self) -> list[tuple[str, str]]:
+        """(id of the input to focus, message) for every error, in the order of the fields."""
+        summary: list[tuple[str, str]] = [("request-form", str(e)) for e in self.non_field_errors()]
+        for name in self.fields:
+            if name in self.errors:
+                anchor = f"{self[name].auto_id}_0" if name == "use_case" else self[name].auto_id
+                summary.extend((anchor, str(message)) for message in self.errors[name])
+        return summary
 
     def to_data(self) -> rules.RequestData:
         c = self.cleaned_data
@@ -159,7 +171,14 @@ class UnblockRequestForm(forms.Form):
 
 class AnswerForm(forms.Form):
     text = forms.CharField(
-        label="Your answer", max_length=rules.TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 4})
+        label="Your answer",
+        max_length=rules.TEXT_LIMIT,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        error_messages={
+            "required": "Write your answer to the reviewer's question above: give the details they "
+            "asked for, or say what you changed.",
+            "max_length": f"Shorten your answer to {rules.TEXT_LIMIT} characters or fewer.",
+        },
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 from django.contrib import messages
@@ -8,16 +9,18 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal.accounts.models import Actor, Tenant, TenantQuerySet
+from portal.accounts.models import Actor, Tenant, TenantQuerySet, is_staff_member
 from portal.accounts.views import user_of
 from portal.audit.models import AuditEvent
 from portal.core.http import HtmxHttpRequest
+from portal.enforcement.models import Exemption, ExemptionState
 from portal.ops.refusals import REFUSALS, refusals_redirect, refused
 from portal.unblock.forms import AnswerForm, UnblockRequestForm, WithdrawForm
-from portal.unblock.models import State, UnblockRequest
-from portal.vetting.summary import summarize
+from portal.unblock.models import Message, State, UnblockRequest
+from portal.vetting.summary import VettingSummary, summarize
 from portal.workflows import requests as actions
 
 
@@ -32,6 +35,60 @@ def _customer_tenants(request: HttpRequest) -> TenantQuerySet:
     if not tenants.exists():
         raise Http404("You are not a member of any tenant.")
     return tenants
+
+
+# How far ahead the home page warns about an exemption's expiry, and how long a denial stays there.
+EXPIRY_WARNING = timedelta(days=30)
+RECENT_DENIAL = timedelta(days=30)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """What needs the customer now, then their exemptions and open requests."""
+    tenants = Tenant.objects.for_user(request.user)
+    if not tenants.exists():
+        if is_staff_member(request.user):
+            return redirect("staff:home")
+        return render(request, "accounts/no_tenant.html")
+    now = timezone.now()
+    reqs = UnblockRequest.objects.for_user(request.user).select_related("tenant").prefetch_related("blocks")
+    questions = [
+        (req, req.messages.questions().order_by("-created_at").first())
+        for req in reqs.filter(state=State.NEEDS_INFO).order_by("state_changed_at")
+    ]
+    recently_denied = reqs.filter(state=State.DENIED, decided_at__gte=now - RECENT_DENIAL)
+    denials = [(req, denial_of(req)) for req in recently_denied.order_by("-decided_at")[:5]]
+    exemptions = (
+        Exemption.objects.filter(tenant__in=tenants)
+        .in_force()
+        .select_related("tenant", "request")
+        .order_by("state", "expires_at")
+    )
+    soon = now + EXPIRY_WARNING
+    active = [ex for ex in exemptions if ex.state == ExemptionState.ACTIVE]
+    # Whole days, because "expires in 9 days" is what a person plans by.
+    expiring = [(ex, (ex.expires_at - now).days) for ex in active if ex.expires_at and ex.expires_at <= soon]
+    # Once they asked for reinstatement, the next step is the staff's.
+    suspended = [
+        ex for ex in exemptions if ex.state == ExemptionState.SUSPENDED and not ex.reinstatement_asked_at
+    ]
+    context = {
+        "questions": questions,
+        "denials": denials,
+        "expiring": expiring,
+        "suspended": suspended,
+        "drafts": reqs.filter(state=State.DRAFT).order_by("-updated_at")[:5],
+        "open_requests": reqs.open().order_by("-submitted_at"),
+        "exemptions": exemptions,
+        "tenants": tenants,
+    }
+    context["needs_you"] = bool(questions or denials or expiring or suspended or context["drafts"])
+    return render(request, "unblock/home.html", context)
+
+
+def denial_of(req: UnblockRequest) -> AuditEvent | None:
+    """The recorded denial, whose reason is what the customer was told."""
+    return AuditEvent.objects.for_object(req).filter(action="request.deny").order_by("-at").first()
 
 
 @login_required
@@ -60,7 +117,14 @@ def request_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def request_new(request: HtmxHttpRequest) -> HttpResponse:
     tenants = _customer_tenants(request)
-    return _request_form(request, tenants=tenants, editing=None)
+    source = None
+    if request.method == "GET" and "from" in request.GET:
+        try:
+            source_id = UUID(request.GET["from"])
+        except ValueError:
+            raise Http404("No request to copy from.") from None
+        source = _get_request_for_customer(request, source_id)
+    return _request_form(request, tenants=tenants, editing=None, source=source)
 
 
 @login_required
@@ -73,7 +137,11 @@ def request_edit(request: HtmxHttpRequest, request_id: UUID) -> HttpResponse:
 
 
 def _request_form(
-    request: HtmxHttpRequest, *, tenants: TenantQuerySet, editing: UnblockRequest | None
+    request: HtmxHttpRequest,
+    *,
+    tenants: TenantQuerySet,
+    editing: UnblockRequest | None,
+    source: UnblockRequest | None = None,
 ) -> HttpResponse:
     template = "unblock/request_form.html"
     submitting = request.POST.get("action") == "submit"
@@ -115,6 +183,11 @@ def _request_form(
         form = UnblockRequestForm(
             initial=UnblockRequestForm.initial_from(editing), tenants=tenants, editing=editing
         )
+    elif source is not None:
+        # A new request starts as a copy of an earlier one, but the policy is accepted afresh.
+        initial = UnblockRequestForm.initial_from(source)
+        initial["accept_aup"] = False
+        form = UnblockRequestForm(initial=initial, tenants=tenants)
     else:
         first = tenants.first()
         form = UnblockRequestForm(
@@ -125,27 +198,47 @@ def _request_form(
             tenants=tenants,
         )
     form.enable_live_validation(request.path)
-    return render(request, template, {"form": form, "editing": editing})
+    return render(request, template, {"form": form, "editing": editing, "source": source})
 
 
 @login_required
 def request_detail(request: HtmxHttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_customer(request, request_id)
     template = "unblock/request_detail.html"
+    context = _detail_context(req, answer_form=AnswerForm())
     if request.htmx:
-        # The checks panel polls itself while a vetting run is in progress.
-        return render(request, template + "#checks", {"req": req, "vetting": summarize(req, for_staff=False)})
-    return render(request, template, _detail_context(req, answer_form=AnswerForm()))
+        # The page polls while the request is open. Nothing changed: 204, so htmx leaves the page
+        # (and whatever the customer is typing) alone; otherwise state, banner, actions and checks
+        # are replaced together.
+        if request.GET.get("since") == context["version"]:
+            return HttpResponse(status=204)
+        return render(request, template + "#live", context)
+    return render(request, template, context)
 
 
 def _detail_context(req: UnblockRequest, *, answer_form: AnswerForm) -> dict[str, object]:
+    vetting = summarize(req, for_staff=False)
+    question: Message | None = None
+    if req.state == State.NEEDS_INFO:
+        question = req.messages.questions().order_by("-created_at").first()
     return {
         "req": req,
         "timeline": timeline_for_customer(req),
-        "vetting": summarize(req, for_staff=False),
+        "vetting": vetting,
+        "question": question,
+        "denial": denial_of(req) if req.state == State.DENIED else None,
+        "fixes": [r for r in vetting.problems if r.customer_fix],
         "answer_form": answer_form,
         "withdraw_form": WithdrawForm(),
+        "version": _version(req, vetting),
+        "polling": req.is_open or vetting.in_progress,
     }
+
+
+def _version(req: UnblockRequest, vetting: VettingSummary) -> str:
+    """Changes whenever what the page shows at the top changes: the state or the checks."""
+    run = vetting.latest.pk if vetting.latest else ""
+    return f"{req.state}.{req.state_changed_at.timestamp():.6f}.{run}.{int(vetting.in_progress)}"
 
 
 # How the customer's timeline names each recorded step of a request.
@@ -228,7 +321,9 @@ def request_withdraw(request: HttpRequest, request_id: UUID) -> HttpResponse:
 def request_answer(request: HttpRequest, request_id: UUID) -> HttpResponse:
     req = _get_request_for_customer(request, request_id)
     form = AnswerForm(request.POST)
-    status = 400
+    # The page again with the answer box's error, as the new-request form does: a page, not a
+    # failed request (browsers log a 400 document as an error).
+    status = 200
     if form.is_valid():
         try:
             actions.answer_request(

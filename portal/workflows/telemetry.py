@@ -11,9 +11,9 @@ counts, so the webhook worker sends them within seconds of the report.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -22,23 +22,22 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal.accounts.models import Actor, ApiKey, Tenant
-from portal.audit.log import record
+from portal.audit.log import record_each
 from portal.enforcement.models import Exemption, ExemptionState
 from portal.lib.prefixmap import PrefixMap
 from portal.notifications.outbox import queue_email
 from portal.reputation.models import Kind, ReputationEvent, Source
-from portal.reputation.recording import new_event
-from portal.telemetry.ingest import Address, HourCount, HourTotal, holders_at, hour_of, span_q, upsert_hours
+from portal.telemetry.ingest import (
+    HourCounts,
+    HourTotal,
+    ReportCounts,
+    holders_at,
+    hour_of,
+    span_q,
+    upsert_hours,
+)
 from portal.telemetry.models import Agent, TelemetryReport
 from portal.workflows import exemptions
-
-
-@dataclass(frozen=True)
-class AddressCount:
-    address: Address
-    blocked: int = 0
-    accepted: int = 0
-    observed: int = 0  # verdict unknown (flow data): classified by the exemptions in force
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class ReportSpec:
     start: datetime
     end: datetime
     estimated: bool
-    counts: list[AddressCount]  # one entry per address
+    counts: ReportCounts  # one position per address
 
 
 @dataclass(frozen=True)
@@ -89,20 +88,21 @@ def ingest_report(*, report: ReportSpec, api_key: ApiKey) -> Outcome:
             last_interval_end=last_end,
             api_key=api_key,
         )
-        addresses = [c.address for c in report.counts]
-        exempted = exemptions_in_force(addresses, report.start, report.end)
-        holders = holders_at(addresses, report.start)
-        counts = []
-        for c in report.counts:
-            allowed = exempted.get(c.address) is not None
-            counts.append(
-                HourCount(
-                    address=c.address,
-                    blocked=c.blocked + (0 if allowed else c.observed),
-                    accepted=c.accepted + (c.observed if allowed else 0),
-                    tenant_id=holders.get(c.address),
-                )
-            )
+        c = report.counts
+        exempted = exemptions_in_force(c.families, c.numbers, report.start, report.end)
+        find = exempted.get_number
+        # Flow counts without a verdict are accepted where an exemption was in force, else blocked.
+        allowed = (
+            [find(f, n) is not None for f, n in zip(c.families, c.numbers, strict=True)] if exempted else []
+        )
+        if any(allowed):
+            blocked = [b + (0 if a else o) for b, o, a in zip(c.blocked, c.observed, allowed, strict=True)]
+            accepted = [b + (o if a else 0) for b, o, a in zip(c.accepted, c.observed, allowed, strict=True)]
+        else:
+            blocked, accepted = [b + o for b, o in zip(c.blocked, c.observed, strict=True)], c.accepted
+        counts = HourCounts(
+            c.cidrs, c.families, c.numbers, blocked, accepted, holders_at(c.families, c.numbers, report.start)
+        )
         # Nothing at or below the lowest threshold can have crossed one.
         over = (settings.TELEMETRY_BLOCKED_PER_HOUR, settings.TELEMETRY_VOLUME_FLOOR)
         totals = upsert_hours(hour_of(report.start), counts, estimated=report.estimated, over=over)
@@ -110,7 +110,7 @@ def ingest_report(*, report: ReportSpec, api_key: ApiKey) -> Outcome:
             *_blocked_attempts(totals, exempted, report, actor),
             *_over_volume(totals, exempted, report, actor),
         ]
-        return Outcome(report.sequence, False, len(counts), report.sequence, signals)
+        return Outcome(report.sequence, False, len(c), report.sequence, signals)
 
 
 def _locked_agent(name: str) -> Agent:
@@ -119,17 +119,19 @@ def _locked_agent(name: str) -> Agent:
     return Agent.objects.select_for_update().get(pk=agent.pk)
 
 
-def exemptions_in_force(addresses: list[Address], start: datetime, end: datetime) -> PrefixMap[Exemption]:
+def exemptions_in_force(
+    families: list[int], numbers: list[int], start: datetime, end: datetime
+) -> PrefixMap[Exemption]:
     """The exemption that let each address send during [start, end], if any.
 
     An exemption was active then if it existed by `end` and is active now or stopped being so
     after `start` (a suspension, revocation or expiry during or after the interval).
     """
     found: PrefixMap[Exemption] = PrefixMap()
-    if not addresses:
+    if not numbers:
         return found
     rows = (
-        Exemption.objects.filter(span_q(addresses), created_at__lte=end)
+        Exemption.objects.filter(span_q(families, numbers), created_at__lte=end)
         .filter(Q(state=ExemptionState.ACTIVE) | Q(state_changed_at__gte=start))
         .select_related("tenant", "request")
         .order_by("-created_at")
@@ -150,133 +152,184 @@ def _blocked_attempts(
     totals: list[HourTotal], exempted: PrefixMap[Exemption], report: ReportSpec, actor: Actor
 ) -> list[ReputationEvent]:
     threshold = settings.TELEMETRY_BLOCKED_PER_HOUR
-    events = []
+    signals = []
     for total in totals:
-        if exempted.get(total.address) is not None or not total.crossed("blocked", threshold):
+        if exempted.get_number(total.family, total.number) is not None or not total.crossed(
+            "blocked", threshold
+        ):
             continue
-        event, new_episode = _signal(
-            total,
-            report,
-            actor,
-            kind=Kind.BLOCKED_ATTEMPTS,
-            summary=(
-                f"{total.blocked:,} blocked port-25 connection attempts from {total.cidr} in the hour "
-                f"from {total.hour:%Y-%m-%d %H}:00 UTC (threshold {threshold:,})"
-            ),
-            evidence={"blocked": total.blocked, "threshold": threshold},
+        summary = (
+            f"{total.blocked:,} blocked port-25 connection attempts from {total.cidr} in the hour "
+            f"from {total.hour:%Y-%m-%d %H}:00 UTC (threshold {threshold:,})"
         )
-        if new_episode and event.tenant_id:
+        signals.append(Signal(total, summary, {"blocked": total.blocked, "threshold": threshold}))
+    events = _record(signals, report, actor, kind=Kind.BLOCKED_ATTEMPTS)
+    told = _tenants_to_tell(events)
+    for signal, event in zip(signals, events, strict=True):
+        if event.evidence["tenant_told"] and event.tenant_id:
+            total = signal.total
             _tell_tenant(
-                event.tenant_id,
+                told[event.tenant_id],
                 "emails/telemetry_blocked.txt",
                 {"address": total.cidr, "count": total.blocked, "hour": total.hour},
             )
-        events.append(event)
     return events
 
 
 def _over_volume(
     totals: list[HourTotal], exempted: PrefixMap[Exemption], report: ReportSpec, actor: Actor
 ) -> list[ReputationEvent]:
-    events = []
+    signals = []
     for total in totals:
-        exemption = exempted.get(total.address)
+        exemption = exempted.get_number(total.family, total.number)
         if exemption is None or not total.added_accepted:
             continue
         limit = volume_limit(exemption)
         if not total.crossed("accepted", limit):
             continue
         declared = exemption.request.expected_daily_volume if exemption.request else None
-        event, new_episode = _signal(
-            total,
-            report,
-            actor,
-            kind=Kind.OVER_VOLUME,
-            summary=(
-                f"{total.accepted:,} port-25 connections from {total.cidr} in the hour from "
-                f"{total.hour:%Y-%m-%d %H}:00 UTC; the approval allows {limit:,.0f} an hour "
-                f"({settings.TELEMETRY_VOLUME_FACTOR}× the declared {declared or 0:,} a day / 24, "
-                f"at least {settings.TELEMETRY_VOLUME_FLOOR})"
-            ),
-            evidence={
-                "accepted": total.accepted,
-                "limit_per_hour": limit,
-                "declared_daily_volume": declared,
-                "exemption": str(exemption.pk),
-                "action": settings.TELEMETRY_VOLUME_ACTION,
-            },
+        summary = (
+            f"{total.accepted:,} port-25 connections from {total.cidr} in the hour from "
+            f"{total.hour:%Y-%m-%d %H}:00 UTC; the approval allows {limit:,.0f} an hour "
+            f"({settings.TELEMETRY_VOLUME_FACTOR}× the declared {declared or 0:,} a day / 24, "
+            f"at least {settings.TELEMETRY_VOLUME_FLOOR})"
         )
+        evidence: dict[str, object] = {
+            "accepted": total.accepted,
+            "limit_per_hour": limit,
+            "declared_daily_volume": declared,
+            "exemption": str(exemption.pk),
+            "action": settings.TELEMETRY_VOLUME_ACTION,
+        }
+        signals.append(Signal(total, summary, evidence, limit=limit, declared=declared))
+    events = _record(signals, report, actor, kind=Kind.OVER_VOLUME)
+    notify = settings.TELEMETRY_VOLUME_ACTION in ("notify", "both")
+    told = _tenants_to_tell(events) if notify else {}
+    for signal, event in zip(signals, events, strict=True):
         # The suspension policy reads TELEMETRY_VOLUME_ACTION; "notify" leaves the exemption be.
         suspended = exemptions.suspend_for(event)
-        if settings.TELEMETRY_VOLUME_ACTION in ("notify", "both") and new_episode and event.tenant_id:
+        if notify and event.evidence["tenant_told"] and event.tenant_id:
+            total = signal.total
             _tell_tenant(
-                event.tenant_id,
+                told[event.tenant_id],
                 "emails/telemetry_volume.txt",
                 {
                     "address": total.cidr,
                     "count": total.accepted,
                     "hour": total.hour,
-                    "limit": round(limit),
-                    "declared": declared,
+                    "limit": round(signal.limit),
+                    "declared": signal.declared,
                     "suspended": bool(suspended),
                 },
             )
-        events.append(event)
     return events
 
 
-def _signal(
-    total: HourTotal,
-    report: ReportSpec,
-    actor: Actor,
-    *,
-    kind: str,
-    summary: str,
-    evidence: dict[str, object],
-) -> tuple[ReputationEvent, bool]:
-    """Store the event; True if it starts a new episode (none of its kind in the quiet hours)."""
-    network = ipaddress.ip_network(total.address)
+@dataclass(frozen=True)
+class Signal:
+    total: HourTotal
+    summary: str
+    evidence: dict[str, object]
+    limit: float = 0
+    declared: int | None = None
+
+
+def _record(signals: list[Signal], report: ReportSpec, actor: Actor, *, kind: str) -> list[ReputationEvent]:
+    """Store an event per signal, with its audit row: a few queries however many signals.
+
+    An event starts a new episode (evidence `tenant_told`) if its address has no event of its
+    kind in the quiet hours before its hour.
+    """
+    if not signals:
+        return []
+    families = [s.total.family for s in signals]
+    numbers = [s.total.number for s in signals]
     quiet = timedelta(hours=settings.TELEMETRY_EPISODE_QUIET_HOURS)
-    previous = (
-        ReputationEvent.objects.about(network)
-        .filter(kind=kind, observed_at__gte=total.hour - quiet)
-        .order_by("-observed_at")
-        .values_list("evidence", flat=True)
-        .first()
-    )
-    episode_start = (previous or {}).get("episode_started", total.hour.isoformat())
-    event = new_event(
-        network=network,
-        source=Source.TELEMETRY,
-        kind=kind,
-        observed_at=min(report.end, timezone.now()),
-        tenant_id=total.tenant_id,
-        summary=summary[:500],
-        # A hint, not proof: the vetting check and the suspension policy weigh these by kind.
-        abuse=False,
-        evidence={
-            **evidence,
-            "hour": total.hour.isoformat(),
-            "agent": report.agent,
-            "source": report.source,
-            "estimated": report.estimated,
-            "episode_started": episode_start,
-            "tenant_told": previous is None,
-        },
-        reported_by=actor.label,
-    )
-    event.save()
-    record(
+    hour = signals[0].total.hour  # a report counts one hour
+    previous = _latest_evidence(kind, hour - quiet, families, numbers)
+    observed_at = min(report.end, timezone.now())
+    holders = holders_at(families, numbers, observed_at)
+    events = []
+    for signal, before, holder in zip(signals, previous, holders, strict=True):
+        total = signal.total
+        episode_start = (before or {}).get("episode_started", total.hour.isoformat())
+        event = ReputationEvent(
+            source=Source.TELEMETRY,
+            kind=kind,
+            observed_at=observed_at,
+            # Whoever held the address when it was observed (as `new_event` attributes events).
+            tenant_id=holder if holder is not None else total.tenant_id,
+            summary=signal.summary[:500],
+            # A hint, not proof: the vetting check and the suspension policy weigh these by kind.
+            abuse=False,
+            evidence={
+                **signal.evidence,
+                "hour": total.hour.isoformat(),
+                "agent": report.agent,
+                "source": report.source,
+                "estimated": report.estimated,
+                "episode_started": episode_start,
+                "tenant_told": before is None,
+            },
+            reported_by=actor.label,
+        )
+        event.set_network(total.network)
+        events.append(event)
+    ReputationEvent.objects.bulk_create(events, batch_size=1000)
+    record_each(
         actor=actor,
         action="reputation.recorded",
-        obj=event,
-        tenant_id=event.tenant_id,
-        after={"source": event.source, "kind": event.kind, "address": event.cidr, "summary": event.summary},
+        entries=[
+            (
+                event,
+                event.tenant_id,
+                {"source": event.source, "kind": event.kind, "address": event.cidr, "summary": event.summary},
+            )
+            for event in events
+        ],
     )
-    return event, previous is None
+    return events
 
 
-def _tell_tenant(tenant_id: UUID, template: str, context: dict[str, object]) -> None:
-    tenant = Tenant.objects.get(pk=tenant_id)
-    members = [m.user.email for m in tenant.memberships.select_related("user")]
+def _latest_evidence(
+    kind: str, since: datetime, families: list[int], numbers: list[int]
+) -> list[dict[str, Any] | None]:
+    """For each address, the evidence of the latest event of `kind` about it since `since`."""
+    rows = (
+        ReputationEvent.objects.filter(kind=kind, observed_at__gte=since)
+        .filter(span_q(families, numbers))
+        .order_by("-observed_at", "-id")
+        .values_list("family", "first", "last", "evidence")
+    )
+    # Telemetry events are about single addresses: those are found by key; events about wider
+    # blocks (rare) by a scan, keeping whichever is later (lower rank).
+    single: dict[tuple[int, int], tuple[int, dict[str, Any]]] = {}
+    wider: list[tuple[int, int, int, int, dict[str, Any]]] = []
+    for rank, (family, first, last, evidence) in enumerate(rows):
+        if first == last:
+            single.setdefault((family, int(first, 16)), (rank, evidence))
+        else:
+            wider.append((rank, family, int(first, 16), int(last, 16), evidence))
+    found: list[dict[str, Any] | None] = []
+    for family, number in zip(families, numbers, strict=True):
+        latest = single.get((family, number))
+        for rank, of_family, low, high, evidence in wider:
+            if of_family == family and low <= number <= high:
+                if latest is None or rank < latest[0]:
+                    latest = (rank, evidence)
+                break
+        found.append(None if latest is None else latest[1])
+    return found
+
+
+def _tenants_to_tell(events: list[ReputationEvent]) -> dict[UUID, Tenant]:
+    """The tenants of the events that start an episode, with their members, in two queries."""
+    ids = {e.tenant_id for e in events if e.evidence["tenant_told"] and e.tenant_id}
+    if not ids:
+        return {}
+    return {t.pk: t for t in Tenant.objects.filter(pk__in=ids).prefetch_related("memberships__user")}
+
+
+def _tell_tenant(tenant: Tenant, template: str, context: dict[str, object]) -> None:
+    members = [m.user.email for m in tenant.memberships.all()]
     queue_email(to=[*members, tenant.abuse_contact], template=template, context={"tenant": tenant, **context})

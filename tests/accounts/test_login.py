@@ -29,7 +29,8 @@ class LoginTestCase(PortalTestCase):
 
     def test_it_refuses_a_wrong_password(self) -> None:
         r = self.sign_in("alice@acme.example", "wrong")
-        self.assertContains(r, "Please enter a correct username and password.")
+        self.assertContains(r, "That email and password don&#x27;t match an account.")
+        self.assertNotContains(r, "correct username")
         self.assertSignedIn(None)
 
     def test_it_allows_failures_below_the_limit(self) -> None:

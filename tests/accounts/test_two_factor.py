@@ -73,7 +73,8 @@ class EnrolmentTestCase(TwoFactorTestCase):
         device = TOTPDevice.objects.get(user=self.alice)
 
         r = self.client.post("/account/two-factor/confirm/", {"token": code_for(device)})
-        self.assertRedirects(r, "/account/two-factor/", fetch_redirect_response=False)
+        self.assertTemplateUsed(r, "accounts/recovery_codes.html")
+        self.assertContains(r, 'href="/account/two-factor/">I have saved my codes</a>')
         device.refresh_from_db()
         self.assertTrue(device.confirmed)
         self.assertVerified(True)
@@ -236,7 +237,7 @@ class MandatoryForStaffTestCase(TwoFactorTestCase):
         self.client.post("/account/two-factor/setup/", {"next": "/review/"})
         device = TOTPDevice.objects.get(user=self.rita)
         r = self.client.post("/account/two-factor/confirm/", {"token": code_for(device), "next": "/review/"})
-        self.assertRedirects(r, "/review/", fetch_redirect_response=False)
+        self.assertContains(r, 'href="/review/">I have saved my codes</a>')
         self.assertEqual(self.client.get("/review/").status_code, 200)
 
     @override_settings(REQUIRE_STAFF_2FA=True)

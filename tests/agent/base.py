@@ -26,7 +26,6 @@ from portal.accounts.models import Actor, ApiKey, Scope, Tenant
 from portal.agent.config import Config
 from portal.agent.nft import NftError
 from portal.agent.sync import Agent
-from portal.enforcement import feeds
 from portal.enforcement.models import Exemption
 from portal.workflows import exemptions as actions
 from portal.workflows.decisions import approve_request
@@ -85,9 +84,6 @@ class PortalLiveTestCase(LiveServerTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        # The feeds cache bodies per process by sequence number, and every test starts the
-        # sequence again from 1 on an emptied database.
-        feeds._bodies.clear()
         with PORTAL_LOCK:
             self.acme = Tenant.objects.create(
                 external_id="acme-1",

@@ -30,6 +30,7 @@ from playwright.sync_api import (
 
 from portal.accounts.models import Membership, Tenant
 from tests.base import PASSWORD, allocate, make_user
+from tests.browser.axe import axe_violations
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -142,6 +143,11 @@ class BrowserTestCase(StaticLiveServerTestCase):
 
     def _on_page_error(self, error: Error) -> None:
         self.console_errors.append(f"uncaught: {error.message}")
+
+    def assertNoAxeViolations(self, page: Page | None = None, where: str = "") -> None:
+        """axe-core finds nothing on the page as it is now (at its current viewport)."""
+        found = axe_violations(page or self.page)
+        self.assertEqual(found, [], f"axe-core violations {where}".strip())
 
     def assertNoConsoleErrors(self) -> None:
         self.assertEqual(self.console_errors, [], "the page logged errors (CSP violations show up here)")

@@ -42,7 +42,7 @@ class FileRequestInBrowserTestCase(BrowserTestCase):
         self.assertEqual(req.state, State.SUBMITTED)
         self.assertEqual([b.cidr for b in req.blocks.all()], ["203.0.113.10"])
         expect(page.get_by_role("heading", name=f"Request {req.reference}")).to_contain_text("Submitted")
-        expect(page.get_by_role("status")).to_contain_text(f"Request {req.reference} was submitted")
+        expect(page.locator(".messages")).to_contain_text(f"Request {req.reference} was submitted")
 
         page.get_by_role("link", name="Requests", exact=True).click()
         row = page.get_by_role("row").filter(has=page.get_by_role("link", name=req.reference))

@@ -81,7 +81,7 @@ class ReviewFlowInBrowserTestCase(BrowserTestCase):
         reviewer.get_by_label("Search").fill("Acme")
         expect(globex_row).to_have_count(0)
         expect(reviewer).to_have_url(re.compile(r"/review/\?.*q=Acme"))
-        expect(acme_row).to_contain_text("low 5")
+        expect(acme_row).to_contain_text("Low risk (5)")
         expect(acme_row).to_contain_text("Submitted")
         expect(reviewer.locator("body")).to_have_attribute("data-loaded-once", "yes")
 
@@ -104,14 +104,14 @@ class ReviewFlowInBrowserTestCase(BrowserTestCase):
         # The customer sees the question on the request's page and answers it.
         customer = self.log_in("alice@acme.example", page=self.new_page())
         customer.get_by_role("link", name=self.req.reference).click()
-        expect(customer.get_by_role("heading", name="The reviewer needs more information")).to_be_visible()
+        expect(customer.get_by_role("heading", name="A reviewer asked you a question")).to_be_visible()
         expect(customer.locator(".timeline")).to_contain_text(question)
         customer.get_by_label("Your answer").fill("Selector s2026; reports go to dmarc@acme.example.")
         customer.get_by_role("button", name="Send answer").click()
         expect(customer.get_by_role("heading", name=f"Request {self.req.reference}")).to_contain_text(
             "In review"
         )
-        expect(customer.get_by_role("heading", name="The reviewer needs more information")).to_have_count(0)
+        expect(customer.get_by_role("heading", name="A reviewer asked you a question")).to_have_count(0)
 
         # Back in the queue: an approver filters by state and finds the answered request there.
         approver = self.log_in("ada@provider.example", page=self.new_page())

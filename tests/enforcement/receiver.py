@@ -34,6 +34,7 @@ class Received:
     method: str = "POST"
     path: str = "/hooks"
     peer: str = ""
+    peer_port: int = 0  # one per connection: tells a kept-alive connection from new ones
     at: float = 0.0  # time.time() when the request line arrived
 
     @property
@@ -88,10 +89,13 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver() -> Iterator[Receiver]:
+def running_receiver(*, keep_alive: bool = False) -> Iterator[Receiver]:
+    """HTTP/1.0 (a connection per request) unless `keep_alive`: HTTP/1.1, connections kept open."""
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
         def do_POST(self) -> None:
             arrived = time.time()
             length = int(self.headers.get("Content-Length", "0"))
@@ -102,6 +106,7 @@ def running_receiver() -> Iterator[Receiver]:
                 method="POST",
                 path=self.path,
                 peer=self.client_address[0],
+                peer_port=self.client_address[1],
                 at=arrived,
             )
             receiver._verify(message)

@@ -5,6 +5,7 @@ secret rotation, event filtering, redelivery and test events (page and API)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest import mock
 
 from django.test import override_settings
 from django.utils import timezone
@@ -12,6 +13,7 @@ from django.utils.http import http_date
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from portal.accounts.models import Actor, Scope
+from portal.enforcement import webhooks
 from portal.enforcement.models import Attempt, Delivery, DeliveryState, WebhookEndpoint
 from portal.enforcement.webhooks import deliver_due_webhooks, disable_failing_endpoints, redeliver
 from portal.notifications.models import OutboundEmail
@@ -398,20 +400,39 @@ class WebhookDeliveryTestCase(EnforcementTestCase):
 class DeliveryClaimTestCase(EnforcementTestCase):
     """One worker's claim on a message: what the others may and may not take from it."""
 
-    @override_settings(WEBHOOK_CONCURRENCY=2)
-    def test_it_claims_no_more_messages_than_it_sends_at_once(self) -> None:
-        # A claimed message must be sent before its lease runs out; a batch larger than the
-        # thread pool would leave the last ones waiting in the queue while their lease expires.
+    def test_it_gives_back_unattempted_what_it_could_not_start_within_its_send_window(self) -> None:
+        # A claimed message must be sent before its lease runs out: one still waiting its turn
+        # when the window closes goes back to the queue, its attempt not counted.
         receiver = self.enterContext(running_receiver())
+        receiver.delay = 0.2
         endpoint_for(receiver)
         self.approve("203.0.113.5", "203.0.113.6", "203.0.113.7", "203.0.113.8", "203.0.113.9")
 
-        self.assertEqual(deliver_due_webhooks(), 2)
+        with mock.patch.object(webhooks, "SEND_WINDOW_SECONDS", 0.25):
+            self.assertEqual(deliver_due_webhooks(), 2)
         self.assertEqual(len(receiver.posts()), 2)
-        self.assertEqual(Delivery.objects.filter(state=DeliveryState.PENDING, attempts=0).count(), 3)
+        given_back = Delivery.objects.filter(state=DeliveryState.PENDING, attempts=0, claimed_until=None)
+        self.assertEqual(given_back.count(), 3)
         while deliver_due_webhooks():
             pass
         self.assertEqual(Delivery.objects.filter(state=DeliveryState.DELIVERED).count(), 5)
+        self.assertEqual(len(receiver.posts()), 5)
+
+    def test_it_sends_each_endpoints_messages_in_the_order_they_were_made(self) -> None:
+        first, second = self.enterContext(running_receiver()), self.enterContext(running_receiver())
+        endpoint_for(first)
+        WebhookEndpoint.objects.create(url=second.url, secret=first.secrets[0])
+        second.secrets = first.secrets
+        for n in range(1, 31):
+            self.approve(f"203.0.113.{n}")
+
+        self.assertEqual(deliver_due_webhooks(), 60)
+
+        for receiver in (first, second):
+            sequences = [m.json["data"]["sequence"] for m in receiver.posts()]
+            self.assertEqual(len(sequences), 30)
+            self.assertEqual(sequences, sorted(sequences))
+            self.assertEqual(receiver.failures, [])
 
     def test_it_does_not_claim_a_message_another_worker_has_just_rescheduled(self) -> None:
         receiver = self.enterContext(running_receiver())

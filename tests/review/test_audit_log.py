@@ -63,7 +63,20 @@ class AuditLogTestCase(ReviewTestCase):
 
     def test_it_shows_each_change_field_by_field(self) -> None:
         page = self.client.get("/review/audit/", {"action": "request.deny"})
-        self.assertContains(page, '<li><span class="muted">state</span> submitted → denied</li>', html=True)
+        self.assertContains(
+            page,
+            '<li><span class="field">state:</span> <span class="before">submitted</span> '
+            '<span aria-hidden="true">→</span><span class="visually-hidden">changed to</span> '
+            '<span class="after">denied</span></li>',
+            html=True,
+        )
+
+    def test_it_offers_the_recorded_actions_in_a_select_grouped_by_area(self) -> None:
+        page = self.client.get("/review/audit/", {"action": "request."})
+        self.assertContains(page, '<select name="action"')
+        self.assertContains(page, '<option value="request." selected>All request actions</option>', html=True)
+        self.assertContains(page, '<option value="request.deny">request.deny</option>', html=True)
+        self.assertNotContains(page, "review.assigned</code>")
         self.assertNotContains(page, "{&#x27;state&#x27;")
 
     def test_it_answers_htmx_with_the_table_only(self) -> None:

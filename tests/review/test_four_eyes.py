@@ -69,6 +69,28 @@ class FourEyesWebTestCase(ReviewTestCase):
         self.req.refresh_from_db()
         self.assertEqual(self.req.state, State.IN_REVIEW)
 
+    def test_it_disables_approve_for_the_first_approver_and_says_why(self) -> None:
+        self.client.force_login(self.ada)
+        self.approve()
+        page = self.client.get(f"/review/requests/{self.req.id}/")
+        self.assertContains(
+            page,
+            '<p class="muted" id="approve-why">You gave the first approval; '
+            "the final approval must come from another person.</p>",
+            html=True,
+        )
+        self.assertContains(page, '<button type="submit" disabled aria-describedby="approve-why">')
+
+    def test_it_offers_no_expiry_to_approvers_only(self) -> None:
+        self.client.force_login(self.rita)
+        page = self.client.get(f"/review/requests/{self.req.id}/")
+        self.assertNotContains(page, '<option value="never"')
+        self.assertContains(page, "No expiry is for approvers only.")
+        self.client.force_login(self.ada)
+        page = self.client.get(f"/review/requests/{self.req.id}/")
+        self.assertContains(page, '<option value="never">No expiry (approvers only)</option>', html=True)
+        self.assertNotContains(page, "No expiry is for approvers only.")
+
     def test_it_refuses_a_reviewer_as_the_second_approver(self) -> None:
         self.client.force_login(self.rita)
         self.approve()

@@ -30,7 +30,7 @@ class NeedsInfoRoundTripTestCase(ReviewTestCase):
 
         self.client.force_login(self.alice)
         page = self.client.get(f"/requests/{self.req.id}/")
-        self.assertContains(page, "The reviewer needs more information")
+        self.assertContains(page, "A reviewer asked you a question")
         self.assertContains(page, QUESTION)
         r = self.client.post(f"/requests/{self.req.id}/answer/", {"text": "Selector s1."})
         self.assertRedirects(r, f"/requests/{self.req.id}/", fetch_redirect_response=False)

@@ -6,8 +6,8 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-from portal.review.models import DenialReason
-from portal.unblock.models import State, UnblockRequest
+from portal.review.models import Approval, DenialReason
+from portal.unblock.models import Message, MessageKind, State, UnblockRequest
 from tests.review.base import ReviewTestCase
 
 if TYPE_CHECKING:
@@ -60,9 +60,41 @@ class QueueTestCase(ReviewTestCase):
         page = self.get()
         self.assertContains(page, "Globex GmbH")
         self.assertContains(page, "198.51.100.72/29")
-        self.assertContains(page, "high 80")
-        self.assertContains(page, '<span class="badge outcome-fail">rdns</span>', html=True)
+        self.assertContains(page, "High risk (80)")
+        self.assertContains(page, '<span class="badge outcome-fail">Reverse DNS</span>', html=True)
         self.assertContains(page, '<tr class="overdue">', count=1)
+
+    def test_it_sorts_by_a_column_header_and_marks_the_sorted_column(self) -> None:
+        page = self.get(state="in_review", after="stale")
+        self.assertContains(
+            page, '<th scope="col" aria-sort="descending"><a href="?state=in_review&amp;sort=newest"'
+        )
+        self.assertContains(page, '<a href="?state=in_review&amp;sort=risk" class="sort-link">Risk</a>')
+        page = self.get(sort="risk")
+        self.assertContains(
+            page, '<th scope="col" aria-sort="descending"><a href="?sort=oldest" class="sort-link">Risk'
+        )
+        self.assertEqual(self.ids(sort="risk"), [self.old, self.globex_req, self.new])
+
+    def test_it_marks_a_customer_reply_and_a_request_awaiting_its_second_approval(self) -> None:
+        Message.objects.create(request=self.globex_req, author_label="x", kind=MessageKind.QUESTION, body="?")
+        Message.objects.create(request=self.globex_req, author_label="x", kind=MessageKind.ANSWER, body="!")
+        Approval.objects.create(request=self.old, approver=self.ada, cidrs=["203.0.113.5"])
+        page = self.get()
+        self.assertContains(page, "Customer replied", count=1)
+        self.assertContains(page, "Awaits second approval", count=1)
+        rows = {row.req.pk: row for row in page.context["rows"]}
+        self.assertTrue(rows[self.globex_req.pk].customer_replied)
+        self.assertTrue(rows[self.old.pk].awaits_second_approval)
+        self.assertFalse(rows[self.new.pk].customer_replied or rows[self.new.pk].awaits_second_approval)
+
+    def test_it_previews_the_bulk_denial_and_asks_to_confirm_it(self) -> None:
+        page = self.get()
+        self.assertContains(page, 'data-confirm="Deny the selected requests?"')
+        self.assertContains(page, '<script id="canned-reasons" type="application/json">')
+
+    def test_it_offers_a_skip_link_to_the_requests(self) -> None:
+        self.assertContains(self.get(), '<a class="skip-link" href="#queue-table">Skip to the requests</a>')
 
     def test_it_filters_by_state_and_band(self) -> None:
         self.assertEqual(self.ids(state="needs_info"), [self.globex_req])

@@ -10,6 +10,7 @@ from django.utils import timezone
 from portal.enforcement.models import Exemption
 from portal.reputation.models import Kind, ListingStatus, Source
 from portal.reputation.recording import new_event
+from portal.review.models import DenialReason
 from portal.unblock.models import MessageKind, State, UnblockRequest
 from portal.vetting.models import CheckResult, RunReason, RunState, VettingRun
 from tests.review.base import ReviewTestCase
@@ -147,6 +148,17 @@ class RequestPageTestCase(ReviewTestCase):
         self.assertTrue(html.lstrip().startswith('<section id="checks"'), html[:100])
         self.assertIn('hx-trigger="every 2s"', html)
         self.assertNotIn("Conversation", html)
+
+    def test_it_previews_the_denial_message_and_asks_to_confirm_it(self) -> None:
+        reason = DenialReason.objects.create(title="No PTR", text="Set a PTR <name>.")
+        page = self.client.get(self.url)
+        self.assertContains(page, f'"{reason.pk}": "Set a PTR \\u003Cname\\u003E."')
+        self.assertContains(page, f'data-confirm="Deny request {self.req.reference}?"')
+        self.assertContains(page, 'data-confirm-preview="#deny-preview"')
+        self.assertContains(page, '<button type="submit" class="button-danger">Deny…</button>', html=True)
+
+    def test_it_names_the_assignee_select(self) -> None:
+        self.assertContains(self.client.get(self.url), 'aria-label="Assign to"')
 
     def test_it_is_404_for_an_unknown_request(self) -> None:
         self.assertEqual(

@@ -94,8 +94,10 @@ class RequestValidationTestCase(PortalTestCase):
     def test_it_refuses_an_ipv6_block_larger_than_a_64(self) -> None:
         self.assertRefused(
             "addresses",
-            "2001:db8:a::/48 is too large: one request may name blocks up to /64 for IPv6. "
-            "Split it into /64 blocks or list the addresses that send mail.",
+            "2001:db8:a::/48 is too large: one request may name blocks up to /64 for IPv6. It would "
+            "take 65,536 blocks of /64, and a request takes at most 16 entries. List only the "
+            "addresses that send mail, one per line (a mail server usually needs one or two), or "
+            "the /64 blocks they are in.",
             addresses=["2001:db8:a::/48"],
         )
 
@@ -133,12 +135,27 @@ class RequestValidationTestCase(PortalTestCase):
             addresses=["192.0.2.5"],
         )
 
-    def test_it_refuses_an_oversized_block(self) -> None:
+    def test_it_refuses_an_oversized_block_naming_the_blocks_that_fit_in_one_request(self) -> None:
         self.assertRefused(
             "addresses",
-            "203.0.113.0/24 is too large: one request may name blocks up to /28 for IPv4. "
-            "Split it into /28 blocks or list the addresses that send mail.",
-            addresses=["203.0.113.0/24"],
+            "203.0.113.0/26 is too large: one request may name blocks up to /28 for IPv4. Enter it "
+            "as these 4 blocks instead: 203.0.113.0/28, 203.0.113.16/28, 203.0.113.32/28, "
+            "203.0.113.48/28.",
+            addresses=["203.0.113.0/26"],
+        )
+
+    def test_it_accepts_the_blocks_its_advice_names(self) -> None:
+        blocks = ["203.0.113.0/28", "203.0.113.16/28", "203.0.113.32/28", "203.0.113.48/28"]
+        self.assertAccepted(blocks, blocks)
+
+    def test_it_advises_listing_the_sending_addresses_when_splitting_cannot_fit(self) -> None:
+        self.assertRefused(
+            "addresses",
+            "203.0.0.0/16 is too large: one request may name blocks up to /28 for IPv4. It would "
+            "take 4,096 blocks of /28, and a request takes at most 16 entries. List only the "
+            "addresses that send mail, one per line (a mail server usually needs one or two), or "
+            "the /28 blocks they are in.",
+            addresses=["203.0.0.0/16"],
         )
 
     def test_it_accepts_the_largest_allowed_block(self) -> None:

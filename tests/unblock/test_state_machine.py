@@ -178,7 +178,7 @@ class CustomerStepsTestCase(PortalTestCase):
 
     def test_it_takes_the_answer_on_the_web(self) -> None:
         page = self.client.get(f"/requests/{self.req.id}/")
-        self.assertContains(page, "The reviewer needs more information")
+        self.assertContains(page, "A reviewer asked you a question")
         r = self.client.post(
             f"/requests/{self.req.id}/answer/", {"text": "Selector s1, reports to dmarc@acme.example"}
         )
@@ -192,7 +192,7 @@ class CustomerStepsTestCase(PortalTestCase):
         self.assertContains(page, "Which DKIM selector do you use?", count=1)
         self.assertContains(page, "Answer from the customer")
         self.assertContains(page, "Selector &lt;s1&gt;")
-        self.assertNotContains(page, "The reviewer needs more information")
+        self.assertNotContains(page, "A reviewer asked you a question")
         timeline = page.context["timeline"]
         self.assertEqual(
             [e.get("message", e.get("event")).__class__.__name__ for e in timeline],
@@ -210,7 +210,7 @@ class CustomerStepsTestCase(PortalTestCase):
 
     def test_it_refuses_an_empty_answer_on_the_web(self) -> None:
         r = self.client.post(f"/requests/{self.req.id}/answer/", {"text": ""})
-        self.assertEqual(r.status_code, 400)
+        self.assertEqual(r.status_code, 200)
         self.req.refresh_from_db()
         self.assertEqual(self.req.state, State.NEEDS_INFO)
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from portal.accounts.models import STAFF_ROLES, Actor, Tenant
+from portal.enforcement.models import Exemption
 from portal.unblock.models import UnblockRequest, UseCase
 from portal.unblock.rules import RequestData
 from portal.workflows.provisioning import TenantSpec, provision_tenant
@@ -128,6 +130,29 @@ class Command(BaseCommand):
             actor=reviewer,
             question="Which DKIM selector will shop.acme.example use, and who receives DMARC reports?",
         )
+        # 203.0.113.40 is on the demo blocklist: vetting denies this one, so the customer's home
+        # and the denied page show a denial with its fix.
+        save_request(
+            tenant=acme,
+            actor=alice,
+            submit=True,
+            data=RequestData(
+                addresses=["203.0.113.40"],
+                use_case=UseCase.TRANSACTIONAL,
+                justification="Password resets for the staging shop.",
+                mail_software="Postfix 3.8",
+                sending_domains=["acme.example"],
+                expected_daily_volume=200,
+                bounce_handling="Suppressed after one hard bounce.",
+                abuse_contact="abuse@acme.example",
+                accept_aup=True,
+            ),
+        )
+        # An older exemption close to its expiry, for the home page's renewal reminder. Made
+        # directly: the approval that would have granted it is history the demo doesn't need.
+        exemption = Exemption(tenant=acme, expires_at=timezone.now() + timedelta(days=9, hours=2))
+        exemption.set_network(ipaddress.ip_network("203.0.113.10/32"))
+        exemption.save()
 
     def _globex_requests(self) -> None:
         # A young tenant with a shaky set-up: the checks warn and fail, the risk is high, and

@@ -28,6 +28,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from portal.core.wakeup import Listener
+from portal.enforcement.artifacts import build_current as build_feed_artifacts
 from portal.enforcement.models import WorkerHeartbeat
 from portal.enforcement.webhooks import deliver_due_webhooks, seconds_until_next_webhook
 from portal.notifications.outbox import deliver_due_emails
@@ -53,6 +54,8 @@ def lanes() -> list[Lane]:
         Lane("vetting", run_due_vetting),
         Lane("emails", deliver_due_emails),
         Lane("periodic", run_due_periodic_jobs),
+        # Feed snapshots of each new version, built once for every web process (artifacts.py).
+        Lane("feeds", build_feed_artifacts),
     ]
 
 
