@@ -97,8 +97,11 @@ def _finish(
     next_url = request.session.pop("oidc_login_next", None) or ""
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=request.is_secure()):
         next_url = resolve_url(settings.LOGIN_REDIRECT_URL)
-    needs_second_factor = sso.require_mfa and not sso.proves_mfa(claims)
-    device = two_factor.confirmed_device(user) if needs_second_factor else None
+    proved = sso.proves_mfa(claims)
+    needs_second_factor = sso.require_mfa and not proved
+    # Someone who turned on the portal's own second factor is asked for it whenever the issuer
+    # didn't prove one, whether or not the configuration requires it.
+    device = None if proved else two_factor.confirmed_device(user)
     if needs_second_factor and device is None and not sso.for_staff:
         advice = f"Turn on multi-factor authentication at {sso.name}, then sign in again."
         return _refused(request, sso, "A second factor is needed", advice, 403)

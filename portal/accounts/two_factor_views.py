@@ -185,6 +185,13 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
     if two_factor.confirmed_device(user) is None:
         messages.info(request, "Recovery codes come with two-factor authentication: set it up first.")
         return redirect("two_factor")
+    if not two_factor.is_verified(request):
+        # Codes are a second factor: only a session that passed the code step may make new ones.
+        messages.error(
+            request,
+            "Sign out and sign in again with a code from your authenticator app to make new recovery codes.",
+        )
+        return redirect("two_factor")
     codes = two_factor.regenerate_recovery_codes(user, actor=Actor(user=user))
     return _recovery_codes_page(request, codes, next_url=reverse("two_factor"))
 

@@ -24,7 +24,7 @@ REPLICA = "replica"
 # Set on the response to a request that changed something; while present, reads are fresh.
 PIN_COOKIE = "eep_primary"
 # Always from the primary: who is asking, and whether they still may.
-FRESH_APPS = frozenset({"sessions", "auth", "axes", "otp_totp", "otp_static", "contenttypes"})
+FRESH_APPS = frozenset({"sessions", "auth", "axes", "otp_totp", "otp_static", "contenttypes", "django_cache"})
 FRESH_MODELS = frozenset({"accounts.apikey", "accounts.membership"})
 
 _reads_may_lag: contextvars.ContextVar[bool] = contextvars.ContextVar("reads_may_lag", default=False)

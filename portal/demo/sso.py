@@ -27,7 +27,7 @@ EXECUTABLE = Path(sys.executable).with_name("oidc-provider-mock")
 
 def people(tenants: Sequence[TenantSpec], staff: Sequence[tuple[str, list[str]]]) -> list[dict[str, Any]]:
     claims: list[dict[str, Any]] = [
-        {"sub": email, "email": email, "tenants": [spec.external_id], "amr": ["pwd"]}
+        {"sub": email, "email": email, "email_verified": True, "tenants": [spec.external_id], "amr": ["pwd"]}
         for spec in tenants
         for email in spec.members
     ]

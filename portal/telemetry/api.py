@@ -100,7 +100,7 @@ def _inflated_too_large() -> str:
             OpenApiParameter.HEADER,
             enum=["gzip", "identity"],
             required=False,
-            description="gzip is recommended; the inflated body may be at most 50 MB by default.",
+            description="gzip is recommended; the inflated body may be at most 16 MB by default.",
         )
     ],
     responses={

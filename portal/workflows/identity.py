@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
-from portal.accounts.models import STAFF_ROLES, Actor, ApiKey, Membership, SsoIdentity, Tenant
+from portal.accounts.models import STAFF_ROLES, Actor, ApiKey, Membership, SsoIdentity, Tenant, roles_of
 from portal.accounts.sso import SsoProvider
 from portal.audit.log import record
 
@@ -103,6 +103,21 @@ def _source(provider: SsoProvider) -> dict[str, str]:
     return {"source": f"single sign-on ({provider.key})"}
 
 
+def _may_link(provider: SsoProvider, claims: Mapping[str, Any], user: User) -> bool:
+    """Whether a first sign-in may take over the existing account with the claimed email.
+
+    Customers' issuers are the provider's console, where a customer may name any email: their
+    sign-in links only to a customer account and only for an email the issuer has verified. The
+    staff issuer is the company's own, trusted unless it says the email is unverified.
+    """
+    if not user.is_active:
+        return False
+    if provider.for_staff:
+        return claims.get("email_verified") is not False
+    privileged = user.is_staff or user.is_superuser or bool(roles_of(user))
+    return claims.get("email_verified") is True and not privileged
+
+
 def _account_for(provider: SsoProvider, claims: Mapping[str, Any]) -> tuple[User, Actor]:
     """The account the issuer's subject is linked to; else the account with the claimed email,
     linked now (unless the issuer says the email is unverified); else a new account."""
@@ -123,13 +138,24 @@ def _account_for(provider: SsoProvider, claims: Mapping[str, Any]) -> tuple[User
             f"The portal needs your email address ({provider.email_claim}) to reach you about "
             "your requests. Ask your identity provider's administrators to release it.",
         )
+    if SsoIdentity.objects.filter(issuer=provider.issuer, subject=subject).exists():
+        # Linked to an account that was deactivated: an administrator decides, not the issuer.
+        raise IdentityRefused(
+            "This account is switched off",
+            "Ask an administrator of the portal to switch your account back on.",
+        )
     user = User.objects.filter(email__iexact=email).first()
-    if user is not None and (claims.get("email_verified") is False or not user.is_active):
+    if user is not None and not _may_link(provider, claims, user):
         raise IdentityRefused(
             "This email address belongs to another account",
-            "Sign in with your password once, or ask an administrator to link your accounts.",
+            "Ask an administrator of the portal to link your accounts.",
         )
     if user is None:
+        if User.objects.filter(username__iexact=email).exists():
+            raise IdentityRefused(
+                "This email address belongs to another account",
+                "Ask an administrator of the portal to link your accounts.",
+            )
         user = User(username=email, email=email)
         user.set_unusable_password()
         user.save()

@@ -93,6 +93,14 @@ class RecoveryCodesTestCase(TwoFactorTestCase):
         self.assertRedirects(r, "/account/two-factor/", fetch_redirect_response=False)
         self.assertFalse(StaticToken.objects.exists())
 
+    def test_regenerating_needs_a_session_that_passed_the_code_step(self) -> None:
+        # A session signed in without the code step (SSO, say) must not mint a second factor.
+        give_device(self.alice)
+        self.client.force_login(self.alice)
+        r = self.client.post("/account/two-factor/recovery-codes/")
+        self.assertRedirects(r, "/account/two-factor/", fetch_redirect_response=False)
+        self.assertFalse(StaticToken.objects.exists())
+
     def test_regenerating_is_a_post(self) -> None:
         self.client.force_login(self.alice)
         give_device(self.alice)

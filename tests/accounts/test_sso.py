@@ -12,6 +12,7 @@ from django.urls import reverse
 from portal.accounts.models import Membership, SsoIdentity, roles_of
 from portal.accounts.sso_tokens import clear_caches
 from portal.audit.models import AuditEvent
+from tests.accounts.test_two_factor import give_device
 from tests.base import PASSWORD, PortalTestCase
 from tests.support.oidc_provider import OidcProvider
 
@@ -105,9 +106,30 @@ class CustomerSignInTest(SsoTestCase):
         removed = AuditEvent.objects.get(action="membership.removed", object_id=str(carol.pk))
         self.assertEqual(removed.tenant_id, self.globex.pk)
 
-    def test_it_links_an_existing_account_by_email(self) -> None:
-        self.sign_in("customers", "alice-sub", {"email": "alice@acme.example", "tenants": ["acme-1"]})
+    def test_it_links_an_existing_account_by_a_verified_email(self) -> None:
+        claims = {"email": "alice@acme.example", "email_verified": True, "tenants": ["acme-1"]}
+        self.sign_in("customers", "alice-sub", claims)
         self.assertEqual(self.signed_in_user(), self.alice)
+
+    def test_it_does_not_link_an_existing_account_by_an_email_the_issuer_did_not_verify(self) -> None:
+        self.sign_in("customers", "alice-sub", {"email": "alice@acme.example", "tenants": ["acme-1"]})
+        self.assertIsNone(self.signed_in_user())
+        self.assertFalse(SsoIdentity.objects.filter(user=self.alice).exists())
+
+    def test_it_never_hands_a_staff_account_to_a_customer_sign_in(self) -> None:
+        # A customer names a reviewer's email for a user in the provider's console.
+        claims = {"email": "rita@provider.example", "email_verified": True, "tenants": ["acme-1"]}
+        self.sign_in("customers", "mallory", claims)
+        self.assertIsNone(self.signed_in_user())
+        self.assertFalse(SsoIdentity.objects.filter(user=self.rita).exists())
+        self.assertFalse(Membership.objects.filter(user=self.rita).exists())
+
+    def test_it_asks_a_customer_who_turned_on_the_portals_second_factor_for_a_code(self) -> None:
+        give_device(self.alice)
+        claims = {"email": "alice@acme.example", "email_verified": True, "tenants": ["acme-1"]}
+        response = self.sign_in("customers", "alice-sub", claims)
+        self.assertRedirects(response, reverse("two_factor_verify"), fetch_redirect_response=False)
+        self.assertIsNone(self.signed_in_user())
 
     def test_it_refuses_an_unknown_tenant_and_makes_no_account(self) -> None:
         claims = {"email": "mallory@nowhere.example", "tenants": ["acme-1", "initech-9"]}
