@@ -242,13 +242,16 @@ def _copied_lines(rows: Any, kind: str) -> Iterator[bytes]:
 
 def build_current() -> int:
     """Worker job: build the snapshot formats the current version lacks; prune old ones."""
-    seq, at = feed_state()
-    built = 0
-    if FeedArtifact.objects.filter(version=version_of(seq, at)).count() < len(FORMATS):
-        with _build_lock() as holding:
-            if holding:
-                built = _build()
-    return built + prune()
+    with _build_lock() as holding:
+        # Pruning too: a build may reuse a stored file (same content) and name it in its row
+        # only at the end, so a prune running beside it could delete the file in between.
+        if not holding:
+            return 0
+        seq, at = feed_state()
+        built = 0
+        if FeedArtifact.objects.filter(version=version_of(seq, at)).count() < len(FORMATS):
+            built = _build()
+        return built + prune()
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 from itertools import chain
 from typing import Any, TypeVar
@@ -229,7 +229,7 @@ def _streamed(
 ) -> HttpResponseBase:
     """The snapshot read from the database as it is sent; nothing of it is kept."""
 
-    def body() -> Iterator[bytes]:
+    def body() -> Generator[bytes]:
         with artifacts.snapshot() as (seq, _):
             yield from artifacts.chunks(kind, family, seq)
 
@@ -252,7 +252,7 @@ def _streamed(
         if use_gzip:
             response["Content-Encoding"] = "gzip"
         return _finish(response, gzip_tag if use_gzip else plain_tag, at)
-    stream = chain(head, pieces)
+    stream = _closing(chain(head, pieces), pieces)
     response = StreamingHttpResponse(_gzipped(stream) if wants_gzip else stream, content_type=content_type)
     if wants_gzip:
         response["Content-Encoding"] = "gzip"
@@ -407,3 +407,12 @@ def _changes_page(after: int, limit: int, seq: int, behind: bool) -> bytes:
         "reset": after > seq or gap,
     }
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _closing(stream: Iterator[bytes], source: Generator[bytes]) -> Iterator[bytes]:
+    # A client that hangs up closes the response's iterator; `chain` would not pass that on, and
+    # the snapshot's transaction would stay open until the generator was collected.
+    try:
+        yield from stream
+    finally:
+        source.close()
