@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.test import override_settings
+
 from portal.accounts.models import ApiKey, Scope
 from portal.agent.config import FAIL_CLOSED
 from portal.agent.nft import Names, empty_sets
@@ -7,6 +9,9 @@ from portal.agent.state import StateFile
 from tests.agent.base import PortalLiveTestCase
 
 
+# What the agent does once its key is refused; how soon a revocation reaches the portal's
+# in-process key cache (within API_KEY_CACHE_SECONDS) is tested in test_feed_artifacts.py.
+@override_settings(API_KEY_CACHE_SECONDS=0)
 class KeyRefusedTestCase(PortalLiveTestCase):
     def setUp(self) -> None:
         super().setUp()
