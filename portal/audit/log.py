@@ -33,7 +33,34 @@ def record(
     after: dict[str, Any] | None = None,
     reason: str = "",
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    event = _event(actor, action, obj, tenant_id, before, after, reason, current_request_id.get())
+    event.save()
+    return event
+
+
+def record_each(
+    *, actor: Actor, action: str, entries: Iterable[tuple[models.Model, Any, dict[str, Any]]]
+) -> list[AuditEvent]:
+    """`record` for many objects at once, in one INSERT: (object, tenant id, after) each."""
+    request_id = current_request_id.get()
+    rows = [
+        _event(actor, action, obj, tenant_id, None, after, "", request_id)
+        for obj, tenant_id, after in entries
+    ]
+    return AuditEvent.objects.bulk_create(rows, batch_size=1000)
+
+
+def _event(
+    actor: Actor,
+    action: str,
+    obj: models.Model,
+    tenant_id: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str,
+    request_id: str,
+) -> AuditEvent:
+    return AuditEvent(
         actor=actor.user,
         actor_label=actor.label,
         action=action,
@@ -44,29 +71,5 @@ def record(
         before=before or {},
         after=after or {},
         reason=reason,
-        request_id=current_request_id.get(),
+        request_id=request_id,
     )
-
-
-def record_each(
-    *, actor: Actor, action: str, entries: Iterable[tuple[models.Model, Any, dict[str, Any]]]
-) -> list[AuditEvent]:
-    """`record` for many objects at once, in one INSERT: (object, tenant id, after) each."""
-    request_id = current_request_id.get()
-    rows = [
-        AuditEvent(
-            actor=actor.user,
-            actor_label=actor.label,
-            action=action,
-            object_type=obj._meta.label_lower,
-            object_id=str(obj.pk),
-            object_label=str(obj)[:200],
-            tenant_id=tenant_id,
-            before={},
-            after=after,
-            reason="",
-            request_id=request_id,
-        )
-        for obj, tenant_id, after in entries
-    ]
-    return AuditEvent.objects.bulk_create(rows, batch_size=1000)
